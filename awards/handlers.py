@@ -1,0 +1,1 @@
+"""The ``award`` telemetry event handler, registered with the scoring consumer."""

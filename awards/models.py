@@ -1,0 +1,92 @@
+"""The award ledger (SPEC §3): immutable awards and their revocations."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Length
+from django.db.models.lookups import GreaterThanOrEqual
+
+
+class Award(models.Model):
+    """Points granted to a member with a reason; never changed or deleted once written."""
+
+    class Category(models.TextChoices):
+        COMMUNITY = "community", "Community"
+        BUG_REPORT = "bug_report", "Bug report"
+        CONTENT = "content", "Content"
+        EVENT = "event", "Event"
+        OTHER = "other", "Other"
+
+    class Source(models.TextChoices):
+        FORM = "form"
+        BULK = "bulk"
+        API = "api"
+
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="awards_received"
+    )
+    points = models.PositiveIntegerField()
+    reason = models.CharField(max_length=500)
+    staff_note = models.TextField(blank=True)
+    category = models.CharField(max_length=20, choices=Category, default=Category.OTHER)
+    public = models.BooleanField(default=True)
+    idempotency_key = models.CharField(max_length=200)
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="awards_granted",
+    )
+    # The API event's free-text "grantedBy", kept as given (never used for authorization).
+    granted_by_text = models.CharField(max_length=200, blank=True)
+    source = models.CharField(max_length=10, choices=Source)
+    granted_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # The idempotency guarantee: one award per (recipient, key), enforced by the
+            # database so concurrent grants cannot both insert.
+            models.UniqueConstraint(
+                fields=["recipient", "idempotency_key"], name="awards_award_unique_key"
+            ),
+            models.CheckConstraint(condition=Q(points__gte=1), name="awards_award_points_min"),
+            models.CheckConstraint(
+                condition=GreaterThanOrEqual(Length("reason"), 3),
+                name="awards_award_reason_min",
+            ),
+            models.CheckConstraint(
+                condition=~Q(idempotency_key=""), name="awards_award_key_not_empty"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["recipient", "-granted_at"], name="awards_award_recipient_idx"),
+            models.Index(fields=["-granted_at", "-id"], name="awards_award_time_idx"),
+            models.Index(fields=["granted_by", "-granted_at"], name="awards_award_granter_idx"),
+            models.Index(fields=["category", "-granted_at"], name="awards_award_category_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.points} to {self.recipient_id}: {self.reason[:40]}"
+
+
+class AwardRevocation(models.Model):
+    """The revocation of one award: at most one per award; the award stops counting."""
+
+    award = models.OneToOneField(Award, on_delete=models.PROTECT, related_name="revocation")
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="award_revocations",
+    )
+    reason = models.CharField(max_length=500)
+    revoked_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["-revoked_at"], name="awards_revocation_time_idx")]
+
+    def __str__(self) -> str:
+        return f"revocation of {self.award_id}"

@@ -1,0 +1,3 @@
+from swampclub.celery import app as celery_app
+
+__all__ = ("celery_app",)

@@ -1,0 +1,254 @@
+"""Settings, read from the environment (see README "Configuration").
+
+With no ``DATABASE_URL`` the app runs on a SQLite file under ``var/``; with no ``REDIS_URL``
+Celery uses kombu's filesystem transport under ``var/``. Same code paths either way.
+"""
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from django.utils.csp import CSP
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("SWAMPCLUB_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    """Read a boolean from the environment ("1", "true", "yes", "on" are true)."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    """Read a comma-separated list from the environment."""
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+DEBUG = env_bool("DEBUG")
+# A development key is used only when none is given; production settings refuse to start
+# without SECRET_KEY (swampclub/settings_production.py).
+SECRET_KEY = os.environ.get("SECRET_KEY") or "dev-only-not-secret-swampclub-" + "x" * 40
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "scoring",
+    "awards",
+    "members",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "swampclub.http.HtmxLoginRedirectMiddleware",
+]
+
+ROOT_URLCONF = "swampclub.urls"
+WSGI_APPLICATION = "swampclub.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "swampclub.sqlite3",
+            "OPTIONS": {
+                # WAL lets the web process read while the worker writes; IMMEDIATE takes the
+                # write lock at BEGIN so concurrent writers wait (busy timeout) instead of
+                # failing with "database is locked" half-way through a transaction.
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache (rate limits, worker heartbeat) ---------------------------------------------------
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            # Fail fast when Redis is down: ingest must keep answering from PostgreSQL.
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+            "KEY_PREFIX": "swampclub",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Auth -------------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Serve straight from the app/static folders in development and tests; production serves
+# the collected, hashed files (settings_production).
+WHITENOISE_USE_FINDERS = True
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# --- Security headers (production settings add the HTTPS-only ones) ------------------------
+# A strict CSP: scripts only from our origin with the per-request nonce; no inline styles.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+}
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+
+# --- Celery -----------------------------------------------------------------------------------
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+else:
+    # kombu's filesystem transport: a real worker and beat with no server to run.
+    _broker_dir = VAR_DIR / "broker"
+    for _sub in ("queue", "processed"):
+        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+# Work is acknowledged after it ran; a worker killed mid-task gets the message redelivered.
+# Every task is idempotent, and PostgreSQL (not the broker) holds the pending work.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Publishing must not hang a web request when the broker is down (PostgreSQL holds the work).
+CELERY_BROKER_CONNECTION_TIMEOUT = 1
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+CONSUME_INTERVAL_S = int(os.environ.get("CONSUME_INTERVAL_S", "5"))
+SCORE_BATCH_INTERVAL_S = int(os.environ.get("SCORE_BATCH_INTERVAL_S", "30"))
+CELERY_BEAT_SCHEDULE = {
+    "consume-events": {
+        "task": "scoring.events_consume",
+        "schedule": timedelta(seconds=CONSUME_INTERVAL_S),
+        "options": {"expires": CONSUME_INTERVAL_S},
+    },
+    "process-score-batch": {
+        "task": "scoring.scores_process_batch",
+        "schedule": timedelta(seconds=SCORE_BATCH_INTERVAL_S),
+        "options": {"expires": SCORE_BATCH_INTERVAL_S},
+    },
+}
+
+# --- Product settings -------------------------------------------------------------------------
+AWARD_MAX_POINTS = int(os.environ.get("AWARD_MAX_POINTS", "100000"))
+CONSUMER_BATCH_SIZE = int(os.environ.get("CONSUMER_BATCH_SIZE", "5000"))
+SCORE_BATCH_SIZE = int(os.environ.get("SCORE_BATCH_SIZE", "5000"))
+INGEST_MAX_EVENTS = 1000
+INGEST_MAX_BYTES = 1024 * 1024
+INGEST_RATE_LIMIT = int(os.environ.get("INGEST_RATE_LIMIT", "600"))  # requests per key...
+INGEST_RATE_WINDOW_S = int(os.environ.get("INGEST_RATE_WINDOW_S", "60"))  # ...per window
+LEADERBOARD_EXCLUDE_STAFF = env_bool("LEADERBOARD_EXCLUDE_STAFF", True)
+LEADERBOARD_PAGE_SIZE = 50
+
+# Activity formula constants (SPEC §6); any key here overrides the default.
+SCORING: dict = {}
+
+# Tiers (SPEC §7): (ordinal, name, floor).
+TIERS = [
+    (1, "Sludge Whelp", 0),
+    (2, "Murk Lurker", 20_000),
+    (3, "Mire Walker", 60_000),
+    (4, "Bog Stalker", 100_000),
+    (5, "Fen Haunt", 150_000),
+    (6, "Reed Wraith", 210_000),
+    (7, "Silt Warden", 280_000),
+    (8, "Peat Shaman", 360_000),
+    (9, "Miasma Lord", 450_000),
+    (10, "Murk Beast", 550_000),
+    (11, "Bayou Revenant", 700_000),
+    (12, "Quagmire Sovereign", 900_000),
+    (13, "Drowned Oracle", 1_150_000),
+    (14, "Abyssal Leviathan", 1_500_000),
+    (15, "Black Water Wraith", 1_900_000),
+]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
+    "loggers": {"swampclub": {"level": os.environ.get("LOG_LEVEL", "INFO")}},
+}

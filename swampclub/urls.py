@@ -1,0 +1,13 @@
+"""Root URLs: auth, admin, and each app's routes."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("", include("scoring.urls")),
+    path("", include("awards.urls")),
+    path("staff/", include("awards.staff_urls")),
+    path("", include("members.urls")),
+]

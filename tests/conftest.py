@@ -1,0 +1,38 @@
+"""Fixtures shared by the whole suite."""
+
+import pytest
+from django.contrib.auth.models import Permission
+
+from tests.factories import UserFactory
+
+
+@pytest.fixture
+def member(db):
+    """A plain member."""
+    return UserFactory()
+
+
+@pytest.fixture
+def staff_user(db):
+    """A staff user with the award permissions."""
+    user = UserFactory(username="warden", staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="awards",
+            codename__in=["add_award", "add_awardrevocation", "view_award"],
+        )
+    )
+    return user
+
+
+@pytest.fixture
+def staff_client(client, staff_user):
+    """A test client logged in as ``staff_user``."""
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.fixture
+def htmx_headers():
+    """Headers that make a test-client request look like an htmx request."""
+    return {"HX-Request": "true"}
