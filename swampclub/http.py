@@ -1,8 +1,11 @@
 """Shared view helpers: JSON errors and the HTMX-aware login redirect."""
 
+from functools import wraps
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -31,3 +34,24 @@ class HtmxLoginRedirectMiddleware:
         ):
             return HttpResponseClientRedirect(response["Location"])
         return response
+
+
+def staff_permission_required(*perms: str):
+    """Require login (redirect), then ``is_staff`` and every permission in ``perms`` (403).
+
+    Anonymous users are sent to the login page (a full-page redirect for HTMX requests, via
+    ``HtmxLoginRedirectMiddleware``); a logged-in user without the rights gets 403.
+    """
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not request.user.is_staff or not request.user.has_perms(perms):
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
