@@ -90,3 +90,57 @@ class AwardRevocation(models.Model):
 
     def __str__(self) -> str:
         return f"revocation of {self.award_id}"
+
+
+class BulkGrantJob(models.Model):
+    """A validated bulk-grant file waiting for confirmation, or being granted.
+
+    The dry run stores the parsed rows here (``rows``) and hands the staff member the
+    ``token``; confirming by token grants exactly those rows. ``processed_rows`` is the
+    resume point: a job interrupted half-way continues from there, and the rows' award keys
+    make any repeated chunk grant nothing twice.
+    """
+
+    class Status(models.TextChoices):
+        DRY_RUN = "dry_run", "Waiting for confirmation"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Granting"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    token = models.UUIDField(unique=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bulk_grant_jobs"
+    )
+    filename = models.CharField(max_length=255, blank=True)
+    file_sha256 = models.CharField(max_length=64)
+    # [{"line", "recipient_id", "username", "points", "reason", "category", "key"}, ...]
+    rows = models.JSONField(default=list)
+    row_count = models.PositiveIntegerField(default=0)
+    total_points = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status, default=Status.DRY_RUN)
+    processed_rows = models.PositiveIntegerField(default=0)
+    granted_count = models.PositiveIntegerField(default=0)
+    skipped_count = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Touched after every chunk: a queued or running job whose row stops moving is stalled
+    # (lost broker message, killed worker) and is picked up again by the resume task.
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["status", "updated_at"], name="awards_bulkjob_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"bulk job {self.token} ({self.status})"
+
+    @property
+    def progress_percent(self) -> int:
+        """How much of the file has been worked through, 0..100."""
+        if not self.row_count:
+            return 100
+        return min(100, self.processed_rows * 100 // self.row_count)
