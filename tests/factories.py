@@ -52,3 +52,82 @@ class TelemetryEventFactory(DjangoModelFactory):
             "platform": "linux",
         }
     )
+
+
+class UserScoreFactory(DjangoModelFactory):
+    """A member's current score; ``total_score`` defaults to activity + awards."""
+
+    class Meta:
+        model = "scoring.UserScore"
+
+    member = factory.SubFactory(UserFactory)
+    username = factory.LazyAttribute(lambda s: s.member.username)
+    activity_score = 0
+    award_points = 0
+    total_score = factory.LazyAttribute(lambda s: s.activity_score + s.award_points)
+    tier = 1
+    computed_at = factory.LazyFunction(timezone.now)
+
+
+class ScoreHistoryFactory(DjangoModelFactory):
+    """One recorded total of a member."""
+
+    class Meta:
+        model = "scoring.ScoreHistory"
+
+    member = factory.SubFactory(UserFactory)
+    recorded_at = factory.LazyFunction(timezone.now)
+    activity_score = factory.LazyAttribute(lambda h: h.total_score - h.award_points)
+    award_points = 0
+    total_score = 0
+    tier = 1
+
+
+class MemberMetricsFactory(DjangoModelFactory):
+    """A member's folded telemetry metrics."""
+
+    class Meta:
+        model = "scoring.MemberMetrics"
+
+    member = factory.SubFactory(UserFactory)
+
+
+class TierBadgeClaimFactory(DjangoModelFactory):
+    """A claimed tier badge."""
+
+    class Meta:
+        model = "scoring.TierBadgeClaim"
+
+    member = factory.SubFactory(UserFactory)
+    tier = 1
+    claimed_at = factory.LazyFunction(timezone.now)
+    total_at_claim = 0
+
+
+class AwardFactory(DjangoModelFactory):
+    """An award row written directly (tests of the grant service use the service instead)."""
+
+    class Meta:
+        model = "awards.Award"
+
+    recipient = factory.SubFactory(UserFactory)
+    points = 100
+    reason = factory.Sequence(lambda n: f"Helped a fellow operative #{n}")
+    staff_note = ""
+    category = "community"
+    public = True
+    idempotency_key = factory.Sequence(lambda n: f"award-key-{n}")
+    granted_by = None
+    source = "form"
+    granted_at = factory.LazyFunction(timezone.now)
+
+
+class AwardRevocationFactory(DjangoModelFactory):
+    """The revocation of an award."""
+
+    class Meta:
+        model = "awards.AwardRevocation"
+
+    award = factory.SubFactory(AwardFactory)
+    reason = "Granted by mistake"
+    revoked_at = factory.LazyFunction(timezone.now)
