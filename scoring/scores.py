@@ -1,0 +1,272 @@
+"""Scores: ``scores_refresh`` (the one function that writes scores) and the score batch.
+
+Lock order, for the whole project (no cycles, so no deadlocks between these paths):
+
+- an award grant/revocation updates ``MemberMetrics`` (row lock) and then calls
+  ``scores_refresh``, which locks the member's ``UserScore`` row;
+- the score batch locks ``UserScore`` rows (ordered by member id) and then *reads*
+  ``MemberMetrics`` without locking them;
+- the consumer locks ``MemberMetrics`` rows and never touches ``UserScore``.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from scoring.constants import scoring_constants
+from scoring.formula import activity_score
+from scoring.models import (
+    MemberMetrics,
+    MetricsSnapshot,
+    ScoreHistory,
+    TierBadgeClaim,
+    TierChange,
+    UserScore,
+)
+from scoring.pipeline import RunKind, pipeline_run_record
+from scoring.tiers import tier_for_total, tiers_all
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """What one refresh did to one member's score."""
+
+    member_id: int
+    previous_total: int
+    total_score: int
+    activity_score: int
+    award_points: int
+    previous_tier: int
+    tier: int
+    # Tier ordinals newly claimed in this refresh, lowest first.
+    new_claims: tuple[int, ...]
+
+    @property
+    def tier_changed(self) -> bool:
+        """True when this refresh moved the member's tier (and recorded a TierChange)."""
+        return self.tier != self.previous_tier
+
+
+_SCORE_FIELDS = [
+    "username",
+    "activity_score",
+    "award_points",
+    "total_score",
+    "tier",
+    "streak_days",
+    "active_days",
+    "computed_at",
+]
+
+
+def utc_today() -> date:
+    """Today's date in UTC (the formula's default ``as_of``)."""
+    return datetime.now(UTC).date()
+
+
+def scores_refresh(
+    *,
+    member_ids: Iterable[int],
+    cause: str = TierChange.Cause.ACTIVITY,
+    as_of: date | None = None,
+) -> dict[int, ScoreResult]:
+    """Recompute the score of each member from their current metrics and write it.
+
+    For each existing member in ``member_ids``: activity by the SPEC §6 formula as of
+    ``as_of`` (default: today, UTC), total = activity + ``MemberMetrics.award_points``, tier
+    by ``tier_for_total``. Writes ``UserScore``; a ``ScoreHistory`` row only when the total
+    changed; a ``TierBadgeClaim`` for every tier up to the new one not claimed yet; exactly
+    one ``TierChange`` (with ``cause``) when the tier moved. A member without metrics scores
+    0. Unknown member ids are ignored. Returns the result per member id.
+
+    Guarantees:
+    - atomic: runs in ``transaction.atomic()`` (a savepoint when nested), all or nothing;
+    - serialized per member: the score rows are locked (``SELECT ... FOR UPDATE``, in member
+      id order) *before* the metrics are read, so two refreshes of one member run one after
+      the other and the second sees the first's result — a tier move is recorded once;
+    - reads ``MemberMetrics`` after taking that lock, never a snapshot's copy: an award
+      committed after a snapshot was queued still counts;
+    - a constant number of queries, whatever the number of members.
+    """
+    wanted = sorted({int(member_id) for member_id in member_ids})
+    if not wanted:
+        return {}
+    now = timezone.now()
+    as_of = as_of or utc_today()
+    constants = scoring_constants()
+    tier_ordinals = [t.ordinal for t in tiers_all()]
+
+    with transaction.atomic():
+        usernames = dict(
+            get_user_model()
+            .objects.filter(pk__in=wanted)
+            .order_by("pk")
+            .values_list("pk", "username")
+        )
+        ids = sorted(usernames)
+        if not ids:
+            return {}
+        # Missing score rows are created first so that every member has a row to lock. In
+        # member id order, like the lock below, so two refreshes cannot deadlock on inserts.
+        UserScore.objects.bulk_create(
+            [UserScore(member_id=i, username=usernames[i], computed_at=now) for i in ids],
+            ignore_conflicts=True,
+        )
+        current = {
+            s.member_id: s
+            for s in UserScore.objects.select_for_update()
+            .filter(member_id__in=ids)
+            .order_by("member_id")
+            .only("member_id", "total_score", "tier")
+        }
+        # Read only after the lock: whatever committed before we got it is included.
+        metrics = {
+            row["member_id"]: row
+            for row in MemberMetrics.objects.filter(member_id__in=ids).values(
+                "member_id", "event_counts", "active_dates", "award_points"
+            )
+        }
+        claimed: dict[int, set[int]] = defaultdict(set)
+        for member_id, tier in TierBadgeClaim.objects.filter(member_id__in=ids).values_list(
+            "member_id", "tier"
+        ):
+            claimed[member_id].add(tier)
+
+        results: dict[int, ScoreResult] = {}
+        rows: list[UserScore] = []
+        history: list[ScoreHistory] = []
+        claims: list[TierBadgeClaim] = []
+        changes: list[TierChange] = []
+        for member_id in ids:
+            m = metrics.get(member_id)
+            breakdown = activity_score(
+                event_counts=m["event_counts"] if m else {},
+                active_dates=m["active_dates"] if m else [],
+                as_of=as_of,
+                constants=constants,
+            )
+            award_points = m["award_points"] if m else 0
+            total = breakdown.activity + award_points
+            tier = tier_for_total(total).ordinal
+            before = current[member_id]
+            rows.append(
+                UserScore(
+                    member_id=member_id,
+                    username=usernames[member_id],
+                    activity_score=breakdown.activity,
+                    award_points=award_points,
+                    total_score=total,
+                    tier=tier,
+                    streak_days=breakdown.streak_days,
+                    active_days=len(set(m["active_dates"])) if m else 0,
+                    computed_at=now,
+                )
+            )
+            if total != before.total_score:
+                history.append(
+                    ScoreHistory(
+                        member_id=member_id,
+                        recorded_at=now,
+                        activity_score=breakdown.activity,
+                        award_points=award_points,
+                        total_score=total,
+                        tier=tier,
+                    )
+                )
+            new_claims = tuple(
+                o for o in tier_ordinals if o <= tier and o not in claimed[member_id]
+            )
+            claims.extend(
+                TierBadgeClaim(member_id=member_id, tier=o, claimed_at=now, total_at_claim=total)
+                for o in new_claims
+            )
+            if tier != before.tier:
+                changes.append(
+                    TierChange(
+                        member_id=member_id,
+                        from_tier=before.tier,
+                        to_tier=tier,
+                        cause=cause,
+                        total_score=total,
+                        changed_at=now,
+                    )
+                )
+            results[member_id] = ScoreResult(
+                member_id=member_id,
+                previous_total=before.total_score,
+                total_score=total,
+                activity_score=breakdown.activity,
+                award_points=award_points,
+                previous_tier=before.tier,
+                tier=tier,
+                new_claims=new_claims,
+            )
+
+        # INSERT ... ON CONFLICT DO UPDATE rather than bulk_update: bulk_update builds one
+        # CASE per field with a branch per row, which PostgreSQL evaluates in O(rows²).
+        UserScore.objects.bulk_create(
+            rows, update_conflicts=True, unique_fields=["member"], update_fields=_SCORE_FIELDS
+        )
+        if history:
+            ScoreHistory.objects.bulk_create(history)
+        if claims:
+            # The claims were read under the score-row lock, so nothing else inserts them
+            # meanwhile; ignore_conflicts only guards rows written outside scores_refresh.
+            TierBadgeClaim.objects.bulk_create(claims, ignore_conflicts=True)
+        if changes:
+            TierChange.objects.bulk_create(changes)
+    return results
+
+
+def _score_batch_once(*, batch_size: int, as_of: date | None) -> tuple[int, int]:
+    """Claim and score one batch of snapshots; returns (snapshots claimed, members scored)."""
+    with transaction.atomic(durable=True):
+        # SKIP LOCKED: snapshots another worker has claimed are left to it, never waited on
+        # or scored twice. The claimed ids stay locked until this transaction ends.
+        claimed = list(
+            MetricsSnapshot.objects.select_for_update(skip_locked=True)
+            .filter(processed_at__isnull=True)
+            .order_by("id")
+            .values_list("id", "member_id")[:batch_size]
+        )
+        if not claimed:
+            return 0, 0
+        MetricsSnapshot.objects.filter(id__in=[sid for sid, _ in claimed]).update(
+            processed_at=timezone.now()
+        )
+        # A snapshot only says "refresh this member": the refresh reads the live metrics,
+        # which are at least as new as the newest snapshot of the member.
+        members = {member_id for _, member_id in claimed}
+        scores_refresh(member_ids=members, cause=TierChange.Cause.ACTIVITY, as_of=as_of)
+        return len(claimed), len(members)
+
+
+def scores_process_batch(*, as_of: date | None = None) -> int:
+    """Score every member with a pending snapshot; returns the number of members scored.
+
+    Claims up to ``settings.SCORE_BATCH_SIZE`` pending snapshots at a time (``FOR UPDATE
+    SKIP LOCKED``, oldest first), marks them processed and refreshes their members through
+    ``scores_refresh`` (cause ``activity``), one durable transaction per batch; repeats
+    until a batch comes back short (nothing more was pending when it was claimed).
+
+    Guarantees: a crash leaves each batch either fully applied or still pending; two workers
+    never claim the same snapshot; a run with nothing pending writes nothing at all (not
+    even its ``PipelineRun`` row, which records the last run that did work).
+    """
+    batch_size = settings.SCORE_BATCH_SIZE
+    started_at = timezone.now()
+    scored = 0
+    while True:
+        claimed, members = _score_batch_once(batch_size=batch_size, as_of=as_of)
+        scored += members
+        if claimed < batch_size:
+            break
+    if scored:
+        pipeline_run_record(kind=RunKind.SCORE_BATCH, started_at=started_at, count=scored)
+    return scored
