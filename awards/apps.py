@@ -5,5 +5,11 @@ class AwardsConfig(AppConfig):
     name = "awards"
 
     def ready(self) -> None:
-        # Registers the ``award`` event handler with the scoring consumer's registry.
+        # The scoring app knows awards only through its registries (it never imports this
+        # app): the ``award`` event type (registered on import of ``awards.handlers``) and
+        # the award-points invariant of ``check_ledger``.
         from awards import handlers  # noqa: F401
+        from awards.ledger import award_points_mismatches
+        from scoring.registry import ledger_check_register
+
+        ledger_check_register("awards", award_points_mismatches)

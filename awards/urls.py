@@ -1,3 +1,9 @@
+from django.urls import path
+
+from awards import api
+
 app_name = "awards"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("api/u/<str:username>/awards", api.member_awards, name="api-member-awards"),
+]

@@ -1,0 +1,53 @@
+"""Member-facing award JSON (SPEC §8): ``GET /api/u/<username>/awards``."""
+
+from django.contrib.auth import get_user_model
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_GET
+
+from awards.selectors import award_history_for_member
+from swampclub.http import json_error
+
+# The most awards one response may be asked for with ``?limit=``.
+LIMIT_MAX = 1000
+
+
+@require_GET
+def member_awards(request: HttpRequest, username: str) -> JsonResponse:
+    """A member's award history, newest first: ``{"awards": [{"id", "points", "reason",
+    "category", "granted_at", "revoked"}]}``.
+
+    Public: a private award's ``reason`` is null; the staff note is never included. Every
+    award is returned unless ``?limit=N`` (1..1000) asks for the newest N. Unknown or
+    deactivated member → 404 ``{"error": "not_found"}``; a bad limit → 400 naming the
+    field. Two queries.
+    """
+    limit = None
+    raw_limit = request.GET.get("limit")
+    if raw_limit is not None:
+        if not raw_limit.isdecimal() or not 1 <= int(raw_limit) <= LIMIT_MAX:
+            return json_error(
+                400,
+                "invalid_request",
+                field="limit",
+                message=f"must be a whole number from 1 to {LIMIT_MAX}",
+            )
+        limit = int(raw_limit)
+    member = get_user_model().objects.filter(username=username, is_active=True).first()
+    if member is None:
+        return json_error(404, "not_found")
+    entries = award_history_for_member(member=member, include_private_reasons=False, limit=limit)
+    return JsonResponse(
+        {
+            "awards": [
+                {
+                    "id": entry.id,
+                    "points": entry.points,
+                    "reason": entry.reason,
+                    "category": entry.category,
+                    "granted_at": entry.granted_at.isoformat(),
+                    "revoked": entry.revoked,
+                }
+                for entry in entries
+            ]
+        }
+    )
