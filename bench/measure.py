@@ -117,12 +117,13 @@ def repeat(config: Config, run: Callable[[], float | None]) -> list[float]:
 class Bench:
     """The data set and the measurements over it."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, pg: psycopg.Connection | None = None) -> None:
         self.config = config
         self.results = Results()
         self.rng = random.Random(config.seed)
         self.now = datetime.now(UTC)
-        self.pg = psycopg.connect(config.bench_db_url, autocommit=True)
+        # The loading connection (autocommit); a test passes one to its own database.
+        self.pg = pg or psycopg.connect(config.bench_db_url, autocommit=True)
         self.events_path: Path = config.out_dir / "events.copy"
         self.member_ids: list[int] = []
         self.usernames: dict[int, str] = {}
