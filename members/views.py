@@ -1,19 +1,117 @@
-"""Member-facing pages: the leaderboard and profiles."""
+"""Member-facing pages: the leaderboard and profiles (SPEC §8)."""
 
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
-from scoring.models import UserScore
+from members import selectors
 
 
 @require_GET
-def home(request):
+def home(request: HttpRequest) -> HttpResponse:
     """The site root shows the leaderboard."""
     return redirect("members:leaderboard")
 
 
+def _board_url(window: str, cursor: str | None) -> str:
+    query = {"window": window}
+    if cursor:
+        query["cursor"] = cursor
+    return f"{reverse('members:leaderboard')}?{urlencode(query)}"
+
+
 @require_GET
-def leaderboard(request):
-    """Members by total score, highest first."""
-    scores = UserScore.objects.order_by("-total_score", "username")[:50]
-    return render(request, "members/leaderboard.html", {"scores": scores})
+def leaderboard(request: HttpRequest) -> HttpResponse:
+    """A page of the all-time or window board, with "where am I" for a logged-in member.
+
+    Bad ``window`` or ``cursor`` values answer 400 with the page explaining which one.
+    """
+    window = request.GET.get("window", "all")
+    if window not in selectors.WINDOWS:
+        return _bad_board_request(request, "window", "Choose one of: all, 7d, 30d.")
+    cursor = None
+    if request.GET.get("cursor"):
+        try:
+            cursor = selectors.Cursor.decode(request.GET["cursor"], window=window)
+        except selectors.InvalidCursor:
+            return _bad_board_request(request, "cursor", "That page link is not valid.")
+    now = timezone.now()
+    page = selectors.leaderboard_page(window=window, cursor=cursor, now=now)
+
+    where_am_i = None
+    me_on_board = False
+    if request.user.is_authenticated:
+        my_cursor = selectors.leaderboard_cursor_for_member(
+            member=request.user, window=window, now=now
+        )
+        if my_cursor is not None:
+            me_on_board = True
+            where_am_i = _board_url(window, my_cursor) + "#me"
+
+    context = {
+        "page": page,
+        "window": window,
+        "windows": [("all", "All time"), ("7d", "Last 7 days"), ("30d", "Last 30 days")],
+        "next_url": _board_url(window, page.next_cursor) if page.next_cursor else None,
+        "prev_url": _board_url(window, page.prev_cursor) if page.prev_cursor else None,
+        "top_url": _board_url(window, None) if cursor else None,
+        "where_am_i": where_am_i,
+        "me_on_board": me_on_board,
+    }
+    return render(request, "members/leaderboard.html", context)
+
+
+def _bad_board_request(request: HttpRequest, field: str, message: str) -> HttpResponse:
+    return render(
+        request,
+        "members/leaderboard_error.html",
+        {"field": field, "message": message, "top_url": reverse("members:leaderboard")},
+        status=400,
+    )
+
+
+@require_GET
+def profile(request: HttpRequest, username: str) -> HttpResponse:
+    """A member's profile; an HTMX request for ``?page=N`` gets just the next award rows.
+
+    Without JavaScript the "load more" link loads the full page at ``?page=N``. 404 for an
+    unknown (or deactivated) member, and for a page number that is not a positive integer.
+    """
+    member = selectors.member_get_for_profile(username=username)
+    if member is None:
+        raise Http404("No such member.")
+    try:
+        page_number = int(request.GET.get("page", "1"))
+    except ValueError:
+        raise Http404("No such page.") from None
+    if page_number < 1:
+        raise Http404("No such page.")
+
+    awards = selectors.award_history_for_member(
+        member=member, viewer=request.user, page=page_number
+    )
+    is_owner = request.user.is_authenticated and request.user.pk == member.pk
+    base = {"member": member, "awards": awards, "is_owner": is_owner}
+    if request.htmx:
+        response = render(request, "members/profile.html#award-rows", base)
+    else:
+        now = timezone.now()
+        breakdown = selectors.score_breakdown_for_member(member=member)
+        context = {
+            **base,
+            "breakdown": breakdown,
+            "award_counts": selectors.award_counts_for_member(member=member),
+            "claims": selectors.tier_claims_for_member(member=member),
+            "chart": selectors.score_chart_for_member(
+                member=member, current_total=breakdown.total, now=now
+            ),
+            "heatmap": selectors.activity_heatmap_for_member(member=member, today=now.date()),
+        }
+        response = render(request, "members/profile.html", context)
+    # The same URL answers with a fragment or a page depending on HX-Request.
+    patch_vary_headers(response, ("HX-Request",))
+    return response

@@ -199,6 +199,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 CONSUME_INTERVAL_S = int(os.environ.get("CONSUME_INTERVAL_S", "5"))
 SCORE_BATCH_INTERVAL_S = int(os.environ.get("SCORE_BATCH_INTERVAL_S", "30"))
+WORKER_HEARTBEAT_INTERVAL_S = 30
 CELERY_BEAT_SCHEDULE = {
     "consume-events": {
         "task": "scoring.events_consume",
@@ -209,6 +210,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "scoring.scores_process_batch",
         "schedule": timedelta(seconds=SCORE_BATCH_INTERVAL_S),
         "options": {"expires": SCORE_BATCH_INTERVAL_S},
+    },
+    # A worker writes PipelineRun "worker" each beat: staff health can tell one is running.
+    "worker-heartbeat": {
+        "task": "scoring.heartbeat",
+        "schedule": timedelta(seconds=WORKER_HEARTBEAT_INTERVAL_S),
+        "options": {"expires": WORKER_HEARTBEAT_INTERVAL_S},
     },
 }
 
@@ -222,6 +229,9 @@ INGEST_RATE_LIMIT = int(os.environ.get("INGEST_RATE_LIMIT", "600"))  # requests 
 INGEST_RATE_WINDOW_S = int(os.environ.get("INGEST_RATE_WINDOW_S", "60"))  # ...per window
 LEADERBOARD_EXCLUDE_STAFF = env_bool("LEADERBOARD_EXCLUDE_STAFF", True)
 LEADERBOARD_PAGE_SIZE = 50
+# The 7d/30d boards are computed whole in one query and cached; any score change invalidates
+# the cached board at once (docs/members.md), this only bounds what no fingerprint sees.
+LEADERBOARD_WINDOW_CACHE_S = int(os.environ.get("LEADERBOARD_WINDOW_CACHE_S", "60"))
 
 # Activity formula constants (SPEC §6); any key here overrides the default.
 SCORING: dict = {}

@@ -1,0 +1,20 @@
+"""Template filters for member pages."""
+
+from django import template
+from django.contrib.humanize.templatetags.humanize import intcomma
+
+register = template.Library()
+
+
+@register.filter
+def signed(value: int | None) -> str:
+    """A score change with its sign and thousands separators: "+1,200", "0", and for a
+    loss a true minus sign (U+2212) rather than a hyphen."""
+    if value is None:
+        return ""
+    number = int(value)
+    if number > 0:
+        return f"+{intcomma(number)}"
+    if number < 0:
+        return f"\u2212{intcomma(-number)}"
+    return "0"
