@@ -1,13 +1,65 @@
 """HTTP interfaces of the scoring app."""
 
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+import logging
 
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from scoring.apikeys import api_key_authenticate, api_key_from_request
+from scoring.ingest import IngestRejected, events_ingest, ingest_request_parse
+from scoring.ratelimit import rate_limit_hit
 from swampclub.http import json_error
+
+logger = logging.getLogger("swampclub.ingest")
+
+# How long a client should wait before retrying when the database is unreachable.
+DATABASE_RETRY_AFTER_S = 5
 
 
 @csrf_exempt
-@require_POST
-def ingest(request):
-    """Telemetry ingest (SPEC §4)."""
-    return json_error(503, "unavailable")
+def ingest(request: HttpRequest) -> JsonResponse:
+    """``POST /ingest``: store telemetry events for the API key's owner (SPEC §4).
+
+    Order of checks: 401 (key), 429 (per-key rate limit), 415/413/400 (body), 403/400/409
+    (events), then 202. A database outage answers 503 — never 202 — so clients retry.
+    """
+    if request.method != "POST":
+        response = json_error(405, "method_not_allowed", message="use POST")
+        response["Allow"] = "POST"
+        return response
+    try:
+        api_key = api_key_authenticate(api_key_from_request(request))
+        if api_key is None:
+            response = json_error(
+                401, "unauthorized", message="missing, unknown or revoked API key"
+            )
+            response["WWW-Authenticate"] = 'Bearer realm="ingest"'
+            return response
+        retry_after = rate_limit_hit(
+            bucket=f"ingest:{api_key.pk}",
+            limit=settings.INGEST_RATE_LIMIT,
+            window_s=settings.INGEST_RATE_WINDOW_S,
+        )
+        if retry_after is not None:
+            response = json_error(
+                429, "rate_limited", message="too many requests", retry_after=retry_after
+            )
+            response["Retry-After"] = str(retry_after)
+            return response
+        payload = ingest_request_parse(request)
+        result = events_ingest(
+            api_key=api_key, payload=payload.data, text_checked=payload.text_checked
+        )
+    except IngestRejected as rejected:
+        response = JsonResponse(rejected.body, status=rejected.status)
+        for header, value in rejected.headers.items():
+            response[header] = value
+        return response
+    except (OperationalError, InterfaceError):
+        logger.warning("ingest: database unavailable", exc_info=True)
+        response = json_error(503, "unavailable", message="database unavailable; retry later")
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
+        return response
+    return JsonResponse({"accepted": result.accepted, "duplicates": result.duplicates}, status=202)

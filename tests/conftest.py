@@ -33,6 +33,14 @@ def staff_client(client, staff_user):
 
 
 @pytest.fixture
+def ingest_key(member):
+    """An ``ingest``-scoped API key owned by ``member``: ``(ApiKey, plaintext key)``."""
+    from scoring.apikeys import api_key_create
+
+    return api_key_create(owner=member, scopes=["ingest"], name="laptop")
+
+
+@pytest.fixture
 def htmx_headers():
     """Headers that make a test-client request look like an htmx request."""
     return {"HX-Request": "true"}

@@ -1,0 +1,48 @@
+"""A fixed-window request counter in the Django cache (Redis in production).
+
+The limiter fails open: when the cache cannot be reached the request is allowed and a
+warning logged. Ingest must keep accepting work while Redis is down, because PostgreSQL —
+not Redis — holds every pending event.
+"""
+
+import logging
+import math
+import time
+
+from django.core.cache import cache
+
+logger = logging.getLogger("swampclub.ratelimit")
+
+
+def rate_limit_hit(*, bucket: str, limit: int, window_s: int) -> int | None:
+    """Count one request against ``bucket``; None if allowed, else seconds to wait.
+
+    Windows are aligned to multiples of ``window_s`` since the epoch, so every process
+    shares one counter per bucket and window. The counter key expires with its window.
+    Never raises: a cache error allows the request (fail open).
+    """
+    now = time.time()
+    window_start = int(now // window_s) * window_s
+    key = f"rl:{bucket}:{window_start}"
+    try:
+        try:
+            count = cache.incr(key)
+        except ValueError:
+            # First request of the window. ``add`` is atomic, so when two processes race
+            # here exactly one creates the counter and the other increments it.
+            count = 1 if cache.add(key, 1, timeout=window_s + 1) else cache.incr(key)
+    except Exception:  # the cache is down or misbehaving: allow, never fail the request
+        logger.warning("rate limit cache unavailable; allowing %s", bucket, exc_info=True)
+        return None
+    if count <= limit:
+        return None
+    return max(1, math.ceil(window_start + window_s - now))
+
+
+def rate_limit_reset(*, bucket: str, window_s: int) -> None:
+    """Forget ``bucket``'s count in the current window (e.g. to unblock a key at once)."""
+    window_start = int(time.time() // window_s) * window_s
+    try:
+        cache.delete(f"rl:{bucket}:{window_start}")
+    except Exception:  # nothing to forget when the cache is down
+        logger.warning("rate limit cache unavailable; could not reset %s", bucket, exc_info=True)
