@@ -3,3 +3,23 @@ from django.apps import AppConfig
 
 class ScoringConfig(AppConfig):
     name = "scoring"
+
+    def ready(self) -> None:
+        # The consumer's own event type and the scoring ledger checks. Ingest validates
+        # cli_invocation events with the checks it owns (scoring.ingest).
+        from scoring import ingest
+        from scoring.ledger import score_mismatches
+        from scoring.metrics import CLI_INVOCATION, metrics_fold_cli_invocations
+        from scoring.models import ApiKey
+        from scoring.registry import EventType, event_type_register, ledger_check_register
+
+        event_type_register(
+            EventType(
+                name=CLI_INVOCATION,
+                scope=ApiKey.SCOPE_INGEST,
+                handle=metrics_fold_cli_invocations,
+                validate=getattr(ingest, "cli_invocation_validate", None),
+                default_insert_id=getattr(ingest, "cli_invocation_default_insert_id", None),
+            )
+        )
+        ledger_check_register("scores", score_mismatches)

@@ -24,6 +24,21 @@ def scores_process_batch_task() -> int:
     return scores_process_batch()
 
 
+@shared_task(name="scoring.heartbeat", acks_late=True)
+def heartbeat_task() -> int:
+    """Record that a worker is alive and consuming (PipelineRun ``worker``), for staff health.
+
+    Beat sends it every 30 s with a short ``expires``: a heartbeat no worker picked up in
+    time is dropped, so a stale ``worker`` row means no worker is running.
+    """
+    from django.utils import timezone
+
+    from scoring.pipeline import RunKind, pipeline_run_record
+
+    pipeline_run_record(kind=RunKind.WORKER, started_at=timezone.now(), count=0)
+    return 1
+
+
 def _send(task, **options) -> None:
     # A broker outage must never fail the request that committed the work: PostgreSQL holds
     # the pending rows and beat picks them up once the broker is back.

@@ -1,0 +1,13 @@
+"""``manage.py process_score_batch``: score every member with a pending snapshot now."""
+
+from django.core.management.base import BaseCommand
+
+from scoring.scores import scores_process_batch
+
+
+class Command(BaseCommand):
+    help = "Run the score batch: activity score, total, tier and badges for queued members."
+
+    def handle(self, *args, **options) -> None:
+        count = scores_process_batch()
+        self.stdout.write(f"scored {count} members")

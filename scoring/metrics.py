@@ -1,0 +1,132 @@
+"""Folding ``cli_invocation`` events into ``MemberMetrics`` (the consumer's own handler)."""
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from scoring.models import MemberMetrics, TelemetryEvent
+from scoring.registry import HandleResult
+
+CLI_INVOCATION = "cli_invocation"
+
+_FOLD_FIELDS = [
+    "event_counts",
+    "active_dates",
+    "total_events",
+    "first_event_at",
+    "last_event_at",
+    "updated_at",
+]
+
+
+@dataclass
+class _Fold:
+    """What one batch adds to one member's metrics."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    dates: set[str] = field(default_factory=set)
+    total: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
+
+
+def command_group(properties: Any) -> str | None:
+    """The command group of a ``cli_invocation``: ``invocation.command`` lower-cased.
+
+    None when the event has no usable command (ingest refuses those; the consumer rejects
+    any that got stored anyway, e.g. by an older ingest).
+    """
+    if not isinstance(properties, Mapping):
+        return None
+    invocation = properties.get("invocation")
+    if not isinstance(invocation, Mapping):
+        return None
+    command = invocation.get("command")
+    if not isinstance(command, str) or not command.strip():
+        return None
+    return command.lower()
+
+
+def event_time(properties: Any, timestamp: datetime) -> datetime:
+    """When the invocation happened, in UTC: ``startedAt`` if it is a valid ISO-8601
+    date-time (naive means UTC), else the event's ``timestamp``."""
+    started = properties.get("startedAt") if isinstance(properties, Mapping) else None
+    if isinstance(started, str):
+        try:
+            parsed = datetime.fromisoformat(started)
+        except ValueError:
+            parsed = None
+        if parsed is not None:
+            if parsed.tzinfo is None:
+                return parsed.replace(tzinfo=UTC)
+            return parsed.astimezone(UTC)
+    return timestamp.astimezone(UTC)
+
+
+def metrics_fold_cli_invocations(events: Sequence[TelemetryEvent]) -> HandleResult:
+    """Fold claimed ``cli_invocation`` events into their members' ``MemberMetrics``.
+
+    Per member: +1 in ``event_counts`` for each event's command group, the UTC date of each
+    event (``startedAt``, else ``timestamp``) added to ``active_dates`` (a sorted set),
+    ``total_events`` += events, and first/last event time widened. An event without a usable
+    ``invocation.command`` is rejected with the reason; the others apply.
+
+    Set-based, three statements whatever the batch size: insert the missing metrics rows
+    (``ON CONFLICT DO NOTHING``), lock every row of the batch's members (``SELECT ... FOR
+    UPDATE``, member id order), write the merged rows back with one upsert. The lock makes a
+    concurrent consumer (or award grant) touching the same member wait, so no increment is
+    lost; ``award_points`` is never written here. Must run inside the consumer's batch
+    transaction: the merge is only correct under the lock.
+    """
+    result = HandleResult()
+    folds: dict[int, _Fold] = {}
+    for event in events:
+        group = command_group(event.properties)
+        if group is None:
+            result.rejected[event.pk] = "properties.invocation.command: must be a non-empty string"
+            continue
+        at = event_time(event.properties, event.timestamp)
+        fold = folds.setdefault(event.member_id, _Fold())
+        fold.counts[group] += 1
+        fold.dates.add(at.date().isoformat())
+        fold.total += 1
+        fold.first = at if fold.first is None else min(fold.first, at)
+        fold.last = at if fold.last is None else max(fold.last, at)
+    if not folds:
+        return result
+
+    ids = sorted(folds)
+    # Create the rows first so there is always a row to lock: two consumers folding the
+    # first events of one member would otherwise both "insert" and the second would
+    # overwrite the first's counts.
+    MemberMetrics.objects.bulk_create(
+        [MemberMetrics(member_id=i) for i in ids], ignore_conflicts=True
+    )
+    current = {
+        m.member_id: m
+        for m in MemberMetrics.objects.select_for_update()
+        .filter(member_id__in=ids)
+        .order_by("member_id")
+    }
+    # Full rows, not .only(): the upsert below writes every column in its INSERT part, and a
+    # deferred column would cost one query per row to load.
+    rows = []
+    for member_id in ids:
+        fold, row = folds[member_id], current[member_id]
+        counts = Counter(row.event_counts)
+        counts.update(fold.counts)
+        row.event_counts = dict(sorted(counts.items()))
+        row.active_dates = sorted(set(row.active_dates) | fold.dates)
+        row.total_events += fold.total
+        if row.first_event_at is None or (fold.first and fold.first < row.first_event_at):
+            row.first_event_at = fold.first
+        if row.last_event_at is None or (fold.last and fold.last > row.last_event_at):
+            row.last_event_at = fold.last
+        rows.append(row)
+    MemberMetrics.objects.bulk_create(
+        rows, update_conflicts=True, unique_fields=["member"], update_fields=_FOLD_FIELDS
+    )
+    result.touched_member_ids.update(ids)
+    return result
