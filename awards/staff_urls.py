@@ -1,3 +1,23 @@
+"""Staff routes under ``/staff/`` (SPEC §8); the paths are part of the contract."""
+
+from django.urls import path
+
+from awards import views_revoke
+from awards.views_staff import api_keys, award_list, bulk, dashboard, grant, members
+
 app_name = "staff"
 
-urlpatterns: list = []
+urlpatterns: list = [
+    path("", dashboard.dashboard, name="dashboard"),
+    path("awards/", award_list.award_list_view, name="award-list"),
+    path("awards/new", grant.award_grant_view, name="award-grant"),
+    path("awards/validate", grant.award_grant_validate, name="award-validate"),
+    path("awards/preview", grant.award_preview, name="award-preview"),
+    path("awards/bulk", bulk.bulk_grant_view, name="award-bulk"),
+    path("awards/bulk/<uuid:token>", bulk.bulk_job_view, name="award-bulk-job"),
+    path("awards/<int:award_id>/revoke", views_revoke.award_revoke_view, name="award-revoke"),
+    path("members/search", grant.member_search, name="member-search"),
+    path("members/<str:username>/", members.member_detail_view, name="member-detail"),
+    path("api-keys/", api_keys.api_keys_view, name="api-keys"),
+    path("api-keys/<int:key_id>/revoke", api_keys.api_key_revoke_view, name="api-key-revoke"),
+]

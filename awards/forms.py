@@ -1,0 +1,231 @@
+"""Staff forms. They check the input's shape; the award services enforce the rules."""
+
+import secrets
+
+from django import forms
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+
+from awards.models import Award
+from awards.selectors_staff import member_by_username
+from scoring.models import ApiKey
+
+
+def idempotency_key_new() -> str:
+    """A fresh key for one rendering of the grant form (unguessable, URL-safe)."""
+    return "form-" + secrets.token_urlsafe(18)
+
+
+def member_search_attrs(results: str = "member-results") -> dict[str, str]:
+    """htmx attributes that make a username input search members as the staff member types.
+
+    The results (buttons that fill the field, see static/app.js) go into ``#<results>``;
+    the search keeps its own request queue so it never cancels the form's validation.
+    """
+    return {
+        "hx-get": reverse("staff:member-search"),
+        "hx-trigger": "input changed delay:250ms",
+        "hx-target": f"#{results}",
+        "hx-swap": "innerHTML",
+        "hx-sync": "this:replace",
+        "aria-controls": results,
+        "aria-autocomplete": "list",
+        "autocomplete": "off",
+        "spellcheck": "false",
+    }
+
+
+def add_service_error(form: forms.Form, error: ValidationError) -> None:
+    """Attach a service's ``ValidationError`` to the form, beside the fields it names.
+
+    Errors naming a field the form does not have (e.g. ``recipient``) go to the top of the
+    form, so no message is ever lost.
+    """
+    if not hasattr(error, "error_dict"):
+        form.add_error(None, error)
+        return
+    aliases = {"recipient": "username", "member": "username"}
+    for name, errors in error.error_dict.items():
+        target = aliases.get(name, name)
+        form.add_error(target if target in form.fields else None, errors)
+
+
+class MemberField(forms.CharField):
+    """A username that must belong to an existing member; cleans to the user."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 150)
+        super().__init__(**kwargs)
+
+    def clean(self, value):
+        """Return the member named ``value`` or raise a field error."""
+        username = super().clean(value)
+        if not username:
+            return None
+        member = member_by_username(username=username)
+        if member is None:
+            raise ValidationError(f"No member is called “{username}”.", code="unknown_member")
+        return member
+
+
+class PointsField(forms.IntegerField):
+    """Whole points from 1 to ``settings.AWARD_MAX_POINTS`` (read per request, not at import)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        super().__init__(**kwargs)
+
+    def widget_attrs(self, widget):
+        """Let the browser check the range too."""
+        attrs = super().widget_attrs(widget)
+        attrs["max"] = settings.AWARD_MAX_POINTS
+        return attrs
+
+    def validate(self, value):
+        """Reject more than ``AWARD_MAX_POINTS``."""
+        super().validate(value)
+        if value is not None and value > settings.AWARD_MAX_POINTS:
+            raise ValidationError(
+                f"At most {settings.AWARD_MAX_POINTS:,} points can be granted at once.",
+                code="max_value",
+            )
+
+
+class AwardGrantForm(forms.Form):
+    """The grant form (SPEC §8 form contract)."""
+
+    username = MemberField(label="Member")
+    points = PointsField()
+    reason = forms.CharField(
+        min_length=3,
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Shown to the member.",
+    )
+    category = forms.ChoiceField(choices=Award.Category.choices, initial=Award.Category.OTHER)
+    public = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Public",
+        help_text="A private award shows only its points and date to others.",
+    )
+    staff_note = forms.CharField(
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Staff note",
+        help_text="Never shown to members.",
+    )
+    idempotency_key = forms.CharField(max_length=200, widget=forms.HiddenInput)
+    # Set by the member page: after a grant the fresh form keeps the member filled in.
+    keep_member = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.is_bound and "idempotency_key" not in self.initial:
+            self.initial["idempotency_key"] = idempotency_key_new()
+        self.fields["username"].widget.attrs.update(member_search_attrs())
+
+    def clean_reason(self) -> str:
+        """Strip surrounding whitespace; PostgreSQL cannot store NUL characters."""
+        reason = self.cleaned_data["reason"].strip()
+        if "\x00" in reason:
+            raise ValidationError("The reason contains a NUL character.")
+        return reason
+
+    def clean_staff_note(self) -> str:
+        """PostgreSQL cannot store NUL characters."""
+        note = self.cleaned_data["staff_note"]
+        if "\x00" in note:
+            raise ValidationError("The staff note contains a NUL character.")
+        return note
+
+
+class AwardRevokeForm(forms.Form):
+    """The reason for revoking an award."""
+
+    reason = forms.CharField(min_length=3, max_length=500, widget=forms.TextInput)
+
+
+class PreviewForm(forms.Form):
+    """The preview's query string: both fields must be usable for a preview to show."""
+
+    username = MemberField()
+    points = PointsField()
+
+
+STATUS_CHOICES = [("", "Any"), ("active", "Active"), ("revoked", "Revoked")]
+
+
+class AwardFilterForm(forms.Form):
+    """Filters of the award list; every field is optional."""
+
+    member = forms.CharField(required=False, max_length=150)
+    category = forms.ChoiceField(required=False, choices=[("", "Any"), *Award.Category.choices])
+    granter = forms.CharField(required=False, max_length=150, label="Granted by")
+    date_from = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    status = forms.ChoiceField(required=False, choices=STATUS_CHOICES)
+
+    def clean(self):
+        """A range must not end before it starts."""
+        data = super().clean()
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end and end < start:
+            self.add_error("date_to", "The end date is before the start date.")
+        return data
+
+
+class BulkUploadForm(forms.Form):
+    """A CSV file to dry-run (and, with ``confirm``, to grant at once)."""
+
+    file = forms.FileField(
+        label="CSV file",
+        help_text="Columns: username, points, reason, and optionally category, award_id.",
+    )
+    confirm = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+
+class BulkConfirmForm(forms.Form):
+    """Confirms a dry run by the token it handed out."""
+
+    token = forms.UUIDField(widget=forms.HiddenInput)
+
+
+class ApiKeyCreateForm(forms.Form):
+    """A new API key: its owner, a name, and its scopes."""
+
+    username = MemberField(label="Owner")
+    name = forms.CharField(max_length=100, required=False, help_text="What the key is for.")
+    scopes = forms.MultipleChoiceField(
+        choices=[
+            (ApiKey.SCOPE_INGEST, "ingest — send CLI telemetry"),
+            (ApiKey.SCOPE_AWARD, "award — grant awards through the API"),
+        ],
+        widget=forms.CheckboxSelectMultiple,
+        initial=[ApiKey.SCOPE_INGEST],
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["username"].widget.attrs.update(member_search_attrs("owner-results"))
+
+    def clean(self):
+        """Only a staff member allowed to grant may own a key that grants awards."""
+        data = super().clean()
+        owner, scopes = data.get("username"), data.get("scopes") or []
+        if (
+            owner is not None
+            and ApiKey.SCOPE_AWARD in scopes
+            and not (owner.is_staff and owner.has_perm("awards.add_award"))
+        ):
+            self.add_error(
+                "scopes",
+                "The award scope needs an owner who is staff with the right to grant awards.",
+            )
+        return data

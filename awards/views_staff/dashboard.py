@@ -1,0 +1,30 @@
+"""The staff dashboard: pipeline health, recent awards and tier changes."""
+
+from django.http import HttpResponse
+from django.views.decorators.http import require_GET
+
+from awards.selectors_staff import awards_recent, pipeline_health, tier_changes_recent
+from awards.views_staff._common import HtmxHttpRequest, htmx_target, render_page_or_fragment
+from swampclub.http import staff_permission_required
+
+TEMPLATE = "staff/dashboard.html"
+PANELS = {"health", "activity"}
+
+
+@require_GET
+@staff_permission_required()
+def dashboard(request: HtmxHttpRequest) -> HttpResponse:
+    """The whole dashboard, or the panel (``#health`` / ``#activity``) that polled for itself.
+
+    Each panel reloads itself on an interval; only the panel asked for is queried.
+    """
+    panel = htmx_target(request)
+    if panel not in PANELS:
+        panel = None
+    context: dict = {}
+    if panel in (None, "health"):
+        context["health"] = pipeline_health()
+    if panel in (None, "activity"):
+        context["recent_awards"] = awards_recent(limit=10)
+        context["tier_changes"] = tier_changes_recent(limit=10)
+    return render_page_or_fragment(request, TEMPLATE, context, fragments=PANELS)

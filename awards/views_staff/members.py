@@ -1,0 +1,48 @@
+"""A member's staff page: score breakdown, metrics, heatmap, award history, grant form."""
+
+from django.contrib.auth import get_user_model
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from django.views.decorators.http import require_GET
+
+from awards.forms import AwardGrantForm
+from awards.selectors_staff import (
+    MEMBER_HISTORY_LIMIT,
+    award_count_for_member,
+    award_history_for_member_staff,
+    member_detail,
+)
+from awards.views_revoke import RevokeForm
+from awards.views_staff._common import HtmxHttpRequest, htmx_target, render_page_or_fragment
+from swampclub.http import staff_permission_required
+
+TEMPLATE = "staff/member_detail.html"
+FRAGMENTS = {"award-history", "member-score"}
+
+
+@require_GET
+@staff_permission_required("awards.view_award")
+def member_detail_view(request: HtmxHttpRequest, username: str) -> HttpResponse:
+    """The member's staff page, or one of its self-refreshing panels.
+
+    ``#award-history`` and ``#member-score`` reload themselves after ``award-granted`` and
+    ``award-revoked``; each reload queries only what its panel shows.
+    """
+    member = get_object_or_404(get_user_model(), username=username)
+    panel = htmx_target(request)
+    if panel not in FRAGMENTS:
+        panel = None
+    context: dict = {"member": member}
+    if panel in (None, "member-score"):
+        context["detail"] = member_detail(member=member)
+    if panel in (None, "award-history"):
+        context["history"] = history = award_history_for_member_staff(member=member)
+        context["history_limit"] = MEMBER_HISTORY_LIMIT
+        for award in history:
+            # One form per row, with ids of its own, so every label points at its field.
+            award.revoke_form = RevokeForm(auto_id=f"id_revoke_{award.pk}_%s")
+        if len(history) >= MEMBER_HISTORY_LIMIT:
+            context["history_total"] = award_count_for_member(member=member)
+    if panel is None and request.user.has_perm("awards.add_award"):
+        context["form"] = AwardGrantForm(initial={"username": member.username, "keep_member": True})
+    return render_page_or_fragment(request, TEMPLATE, context, fragments=FRAGMENTS)
