@@ -166,7 +166,6 @@ def active_day_heatmap(*, active_dates: Iterable[str | date], today: date) -> He
     week_zero = first_day - timedelta(days=first_day.weekday())  # Monday of the first week
     cells: list[HeatmapCell] = []
     months: list[tuple[int, str]] = []
-    last_month_col = -10
     for offset in range(HEATMAP_DAYS):
         day = first_day + timedelta(days=offset)
         col = (day - week_zero).days // 7
@@ -174,10 +173,10 @@ def active_day_heatmap(*, active_dates: Iterable[str | date], today: date) -> He
         cells.append(
             HeatmapCell(x=x, y=HEATMAP_TOP + day.weekday() * pitch, day=day, active=day in active)
         )
-        # Label a month at its first column, unless the previous label is too close.
-        if (day.day == 1 or offset == 0) and col - last_month_col >= 3:
+        # Label each month at its first column; the partial month the range starts in only
+        # when enough of it is shown for the label not to run into the next one.
+        if day.day == 1 or (offset == 0 and day.day <= 14):
             months.append((x, f"{day:%b}"))
-            last_month_col = col
     columns = (today - week_zero).days // 7 + 1
     weekdays = [(HEATMAP_TOP + row * pitch + HEATMAP_CELL - 2, name) for row, name in _WEEKDAYS]
     return Heatmap(
