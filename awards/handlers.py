@@ -1,1 +1,369 @@
-"""The ``award`` telemetry event handler, registered with the scoring consumer."""
+"""The ``award`` telemetry event (SPEC §4): ingest validation and the consumer's handler.
+
+Registered with ``scoring.registry`` when the awards app loads; ``scoring`` never imports
+this module. An award event looks like::
+
+    {"event": "award", "distinct_id": "...", "timestamp": "2026-11-24T10:00:00Z",
+     "properties": {"username": "ada", "points": 500, "reason": "Fixed the docs",
+                    "category": "content", "public": true, "awardId": "gh-227",
+                    "grantedBy": "release bot"}}
+
+How the checks are split between the hooks:
+
+- ``validate`` (per event, 400 with the field): the shape and range of every property, the
+  recipient exists and is active, nobody grants to themselves, and an idempotency key can
+  be formed. The member lookup is one indexed query per distinct username, remembered on the
+  request's ``ApiKey`` object (positive answers only, so a stale entry can only let an event
+  through to the consumer, which checks again and rejects it with a reason).
+- ``conflict`` (whole request, 409): the key is already used for that recipient with other
+  points or reason — by a stored award, by an award event still waiting in the queue, or by
+  another event of the same request. Set-based: two queries per request.
+- ``handle`` (consumer, inside its batch transaction): re-reads the stored events, grants
+  them through ``awards_grant_bulk(skip_invalid=True)`` and marks refused ones rejected
+  with the reason, so one bad event never blocks the rest.
+
+The idempotency key is ``awardId`` when given; otherwise ``derived:`` + the SHA-256 of the
+stripped reason and the event timestamp (UTC, ISO-8601), so a resent event — same envelope,
+or a fresh ``insert_id`` — maps to the same key and the award counts once.
+"""
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.contrib.auth import get_user_model
+
+from awards.models import Award
+from awards.services import GrantSpec, award_payload_errors, awards_grant_bulk
+from scoring.ingest import parse_timestamp
+from scoring.models import ApiKey, TelemetryEvent
+from scoring.registry import EventType, FieldError, HandleResult, event_type_register
+
+EVENT_NAME = "award"
+# SPEC §4: the insert_id column holds at most 100 characters.
+INSERT_ID_MAX = 100
+USERNAME_MAX = 150
+# Service field names → the event's property names, for 400 errors that name the field.
+_FIELD_NAMES = {
+    "points": "properties.points",
+    "reason": "properties.reason",
+    "category": "properties.category",
+    "public": "properties.public",
+    "idempotency_key": "properties.awardId",
+    "granted_by_text": "properties.grantedBy",
+}
+_MEMBER_CACHE_ATTR = "_award_recipient_ids"
+
+
+@dataclass(frozen=True)
+class AwardEvent:
+    """The award an event carries, after validation."""
+
+    username: str
+    points: int
+    reason: str
+    category: str
+    public: bool
+    key: str
+    granted_by_text: str
+
+
+def award_key_derive(*, reason: str, timestamp: datetime) -> str:
+    """The idempotency key of an award event without ``awardId``: reason + timestamp.
+
+    The timestamp is normalized to UTC ISO-8601, so the same instant written with another
+    offset gives the same key.
+    """
+    instant = timestamp.astimezone(UTC).isoformat()
+    digest = hashlib.sha256(f"{reason.strip()}|{instant}".encode()).hexdigest()
+    return f"derived:{digest}"
+
+
+def award_event_parse(
+    properties: Any, *, timestamp: datetime | None
+) -> tuple[AwardEvent | None, list[FieldError]]:
+    """Read and check an award event's properties (no database); the award or the errors.
+
+    ``timestamp`` is the event's timestamp when the sender gave one (it derives the key
+    when there is no ``awardId``). Optional properties may be absent or null.
+    """
+    if not isinstance(properties, Mapping):
+        return None, [FieldError("properties", "must be an object")]
+    errors: list[FieldError] = []
+    username = properties.get("username")
+    if not isinstance(username, str) or not username.strip():
+        errors.append(FieldError("properties.username", "is required: the recipient's username"))
+    elif len(username) > USERNAME_MAX:
+        errors.append(
+            FieldError("properties.username", f"must be at most {USERNAME_MAX} characters")
+        )
+
+    def optional(name: str, default: Any) -> Any:
+        value = properties.get(name)
+        return default if value is None else value
+
+    points = properties.get("points")
+    reason = properties.get("reason")
+    category = optional("category", Award.Category.OTHER)
+    public = optional("public", True)
+    granted_by_text = optional("grantedBy", "")
+    award_id = properties.get("awardId")
+    key: Any
+    if award_id is not None:
+        key = award_id
+    elif timestamp is not None and isinstance(reason, str):
+        key = award_key_derive(reason=reason, timestamp=timestamp)
+    elif timestamp is None:
+        key = None
+        errors.append(
+            FieldError(
+                "properties.awardId",
+                "is required when the event has no timestamp (the idempotency key is "
+                "awardId, else reason + timestamp)",
+            )
+        )
+    else:
+        key = "-"  # no key without a valid reason; the reason's error is reported below
+
+    problems = award_payload_errors(
+        points=points,
+        reason=reason,
+        idempotency_key="-" if key is None else key,
+        category=category,
+        public=public,
+        granted_by_text=granted_by_text,
+    )
+    for name, messages in problems.items():
+        errors.extend(FieldError(_FIELD_NAMES[name], message) for message in messages)
+    if errors:
+        return None, errors
+    return (
+        AwardEvent(
+            username=username,
+            points=points,
+            reason=reason.strip(),
+            category=category,
+            public=public,
+            key=key,
+            granted_by_text=granted_by_text,
+        ),
+        [],
+    )
+
+
+def _event_award(event: Mapping[str, Any]) -> AwardEvent | None:
+    """The award a raw ingest event carries, or None when it is invalid."""
+    parsed, _ = award_event_parse(event.get("properties"), timestamp=_event_timestamp(event))
+    return parsed
+
+
+def _event_timestamp(event: Mapping[str, Any]) -> datetime | None:
+    # The same parser ingest stores the timestamp with, so the key derived here equals the
+    # one the consumer derives from the stored value.
+    raw = event.get("timestamp")
+    return None if raw is None else parse_timestamp(raw)
+
+
+def _recipient_id(api_key: ApiKey, username: str) -> int | None:
+    # Remembered on the ApiKey object, which lives for one request, so a batch of events
+    # for a few members costs a few queries. Only hits are kept: a miss asks again.
+    cache: dict[str, int] = api_key.__dict__.setdefault(_MEMBER_CACHE_ATTR, {})
+    if username not in cache:
+        member_id = (
+            get_user_model()
+            .objects.filter(username=username, is_active=True)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if member_id is None:
+            return None
+        cache[username] = member_id
+    return cache[username]
+
+
+def award_event_validate(event: Mapping[str, Any], api_key: ApiKey) -> list[FieldError]:
+    """Ingest check of one award event (SPEC §4); the errors name ``properties.<field>``."""
+    timestamp = _event_timestamp(event)
+    if timestamp is None and event.get("timestamp") is not None:
+        # Ingest reports the unreadable timestamp itself; check the rest as if it were
+        # valid rather than also demanding an awardId.
+        timestamp = datetime.now(UTC)
+    award, errors = award_event_parse(event.get("properties"), timestamp=timestamp)
+    if award is None:
+        return errors
+    member_id = _recipient_id(api_key, award.username)
+    if member_id is None:
+        return [FieldError("properties.username", "no active member with this username")]
+    if member_id == api_key.owner_id:
+        return [FieldError("properties.username", "nobody can grant an award to themselves")]
+    return []
+
+
+def award_event_insert_id(event: Mapping[str, Any], api_key: ApiKey) -> str | None:
+    """The default insert_id: ``award:<username>:<key>`` (hashed when over 100 characters).
+
+    Resending the same award without an insert_id is then answered as a duplicate at ingest.
+    """
+    award = _event_award(event)
+    if award is None:
+        return None
+    insert_id = f"award:{award.username}:{award.key}"
+    if len(insert_id) <= INSERT_ID_MAX:
+        return insert_id
+    digest = hashlib.sha256(f"{award.username}\n{award.key}".encode()).hexdigest()
+    return f"award:{digest}"
+
+
+def _pending_awards(usernames: set[str]) -> list[AwardEvent]:
+    """Award events for ``usernames`` still waiting in the queue, as parsed awards."""
+    pending = TelemetryEvent.objects.filter(
+        status=TelemetryEvent.Status.PENDING,
+        event=EVENT_NAME,
+        properties__username__in=sorted(usernames),
+    ).values_list("properties", "timestamp")
+    awards = []
+    for properties, timestamp in pending:
+        award, _ = award_event_parse(properties, timestamp=timestamp)
+        if award is not None:
+            awards.append(award)
+    return awards
+
+
+def award_events_conflict(events: Sequence[Mapping[str, Any]], api_key: ApiKey) -> str | None:
+    """The 409 message when an award key is already used with other points or reason.
+
+    Checked against the other events of this request, the stored awards and the award
+    events still pending in the queue (which will become awards first). Two queries.
+    """
+    awards = [a for e in events if e.get("event") == EVENT_NAME and (a := _event_award(e))]
+    if not awards:
+        return None
+
+    def message(award: AwardEvent, where: str) -> str:
+        return (
+            f"award key {award.key!r} for member {award.username!r} is already used {where} "
+            "with different points or reason"
+        )
+
+    seen: dict[tuple[str, str], AwardEvent] = {}
+    for award in awards:
+        first = seen.setdefault((award.username, award.key), award)
+        if (first.points, first.reason) != (award.points, award.reason):
+            return message(award, "by another event of this request")
+
+    usernames = {a.username for a in awards}
+    stored = Award.objects.filter(
+        recipient__username__in=usernames, idempotency_key__in={a.key for a in awards}
+    ).values_list("recipient__username", "idempotency_key", "points", "reason")
+    stored_payload = {(u, k): (p, r) for u, k, p, r in stored}
+    for award in awards:
+        payload = stored_payload.get((award.username, award.key))
+        if payload is not None and payload != (award.points, award.reason):
+            return message(award, "by a granted award")
+
+    for queued in _pending_awards(usernames):
+        first = seen.get((queued.username, queued.key))
+        if first is not None and (first.points, first.reason) != (queued.points, queued.reason):
+            return message(first, "by an award event waiting to be processed")
+    return None
+
+
+def award_events_handle(events: Sequence[TelemetryEvent]) -> HandleResult:
+    """Grant the awards a batch of claimed ``award`` events carry (the consumer's handler).
+
+    Runs inside the consumer's batch transaction. Each event is granted through
+    ``awards_grant_bulk`` with source ``api``, the event's member (the API key's owner) as
+    granter and ``grantedBy`` kept as text, at the event's timestamp. Set-based: one query
+    for the recipients and granters, then one bulk grant per granter (usually one).
+
+    An event whose award is already stored with the same payload (a replay with a fresh
+    insert_id, a redelivered batch) counts as processed and adds nothing. An event that is
+    now invalid (say, the recipient was deactivated after ingest) or conflicts with a stored
+    award is rejected with the reason; the others still apply.
+    """
+    result = HandleResult()
+    parsed: dict[int, AwardEvent] = {}
+    for event in events:
+        properties = event.properties if isinstance(event.properties, Mapping) else None
+        has_award_id = bool(properties) and properties.get("awardId") is not None
+        # With no awardId the sender gave a timestamp (ingest refuses it otherwise), and the
+        # stored timestamp is that one: the key derives from it exactly as at ingest.
+        award, errors = award_event_parse(
+            event.properties, timestamp=None if has_award_id else event.timestamp
+        )
+        if award is None:
+            result.rejected[event.pk] = "; ".join(f"{e.field} {e.message}" for e in errors)
+        else:
+            parsed[event.pk] = award
+    if not parsed:
+        return result
+
+    user_model = get_user_model()
+    usernames = {a.username for a in parsed.values()}
+    granter_ids = {e.member_id for e in events if e.pk in parsed}
+    users = {
+        u.pk: u
+        for u in user_model.objects.filter(pk__in=granter_ids)
+        | user_model.objects.filter(username__in=usernames)
+    }
+    recipient_ids = {u.username: u.pk for u in users.values() if u.username in usernames}
+
+    by_granter: dict[int, list[TelemetryEvent]] = defaultdict(list)
+    for event in events:
+        if event.pk not in parsed:
+            continue
+        if parsed[event.pk].username not in recipient_ids:
+            result.rejected[event.pk] = "properties.username: no member with this username"
+            continue
+        by_granter[event.member_id].append(event)
+
+    for granter_id, granter_events in sorted(by_granter.items()):
+        specs = [
+            GrantSpec(
+                recipient_id=recipient_ids[parsed[e.pk].username],
+                points=parsed[e.pk].points,
+                reason=parsed[e.pk].reason,
+                idempotency_key=parsed[e.pk].key,
+                category=parsed[e.pk].category,
+                public=parsed[e.pk].public,
+                granted_by_text=parsed[e.pk].granted_by_text,
+                granted_at=e.timestamp,
+            )
+            for e in granter_events
+        ]
+        grants = awards_grant_bulk(
+            grants=specs,
+            granted_by=users[granter_id],
+            source=Award.Source.API,
+            skip_invalid=True,
+        )
+        for event, grant in zip(granter_events, grants, strict=True):
+            if grant.error is not None:
+                result.rejected[event.pk] = _error_text(grant.error)
+            elif grant.created:
+                result.touched_member_ids.add(grant.award.recipient_id)
+    return result
+
+
+def _error_text(error: Any) -> str:
+    if hasattr(error, "error_dict"):
+        return "; ".join(
+            f"{_FIELD_NAMES.get(field, 'properties.' + field)}: {' '.join(messages)}"
+            for field, messages in error.message_dict.items()
+        )
+    return " ".join(error.messages)
+
+
+event_type_register(
+    EventType(
+        name=EVENT_NAME,
+        scope=ApiKey.SCOPE_AWARD,
+        validate=award_event_validate,
+        conflict=award_events_conflict,
+        default_insert_id=award_event_insert_id,
+        handle=award_events_handle,
+    )
+)

@@ -1,0 +1,87 @@
+"""``/staff/awards/<id>/revoke``: take an award back, with a reason (SPEC §8)."""
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+from django_htmx.http import trigger_client_event
+
+from awards.selectors import award_get
+from awards.services import REASON_MAX, REASON_MIN, award_revoke
+from swampclub.http import staff_permission_required
+
+TEMPLATE = "awards/revoke.html"
+
+
+class RevokeForm(forms.Form):
+    """The revoke form's one field; the service enforces the rule, the form the shape."""
+
+    reason = forms.CharField(
+        min_length=REASON_MIN,
+        max_length=REASON_MAX,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Why the award no longer counts (kept in the ledger, shown to staff).",
+    )
+
+
+def _member_page(username: str) -> str:
+    return reverse("staff:member-detail", args=[username])
+
+
+@require_http_methods(["GET", "POST"])
+@staff_permission_required("awards.add_awardrevocation")
+def award_revoke_view(request: HttpRequest, award_id: int) -> HttpResponse:
+    """Confirm (GET) and revoke (POST, field ``reason``) one award.
+
+    Invalid input revokes nothing and answers 422 with the error beside the field (the
+    ``#revoke-form`` fragment for HTMX, the page otherwise). Success: a plain POST
+    redirects to the member's staff page; an HTMX POST answers the fragment with a status
+    line and fires ``award-revoked`` (detail: award id, username, new total) so other
+    panels refresh themselves. Revoking an already revoked award changes nothing and says so.
+    """
+    award = award_get(award_id=award_id)
+    if award is None:
+        raise Http404("No such award.")
+    revocation = getattr(award, "revocation", None)
+    context = {
+        "award": award,
+        "revocation": revocation,
+        "action": reverse("staff:award-revoke", args=[award.pk]),
+        "member_page": _member_page(award.recipient.username),
+    }
+    if request.method == "GET":
+        return render(request, TEMPLATE, {**context, "form": RevokeForm()})
+
+    form = RevokeForm(request.POST)
+    if form.is_valid():
+        try:
+            result = award_revoke(
+                award=award, revoked_by=request.user, reason=form.cleaned_data["reason"]
+            )
+        except ValidationError as error:
+            form.add_error("reason", error.message_dict.get("reason", error.messages))
+        else:
+            if not request.htmx:
+                return redirect(_member_page(award.recipient.username))
+            if result.created:
+                total = result.score.total_score if result.score else None
+                status = f"Award #{award.pk} revoked; {award.points:,} points no longer count."
+            else:
+                total = None
+                status = f"Award #{award.pk} was already revoked; nothing changed."
+            response = render(
+                request,
+                f"{TEMPLATE}#revoke-form",
+                {**context, "revocation": result.revocation, "status": status},
+            )
+            if result.created:
+                trigger_client_event(
+                    response,
+                    "award-revoked",
+                    {"award_id": award.pk, "username": award.recipient.username, "total": total},
+                )
+            return response
+    template = f"{TEMPLATE}#revoke-form" if request.htmx else TEMPLATE
+    return render(request, template, {**context, "form": form}, status=422)

@@ -1,0 +1,152 @@
+"""The award list (/staff/awards/): filters, pagination, CSV export, permissions."""
+
+import csv
+import io
+from datetime import UTC, datetime
+
+import pytest
+from django.contrib.auth.models import Permission
+
+from tests.factories import AwardFactory, AwardRevocationFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+URL = "/staff/awards/"
+
+
+def when(day: int) -> datetime:
+    return datetime(2026, 3, day, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def ledger(db):
+    """Five awards across two members, two granters, categories, dates; one revoked."""
+    heron, egret = UserFactory(username="heron", staff=True), UserFactory(username="egret", staff=True)
+    bog, fen = UserFactory(username="bog"), UserFactory(username="fen")
+    awards = {
+        "a": AwardFactory(recipient=bog, granted_by=heron, category="event", granted_at=when(1),
+                          reason="Ran the meetup"),
+        "b": AwardFactory(recipient=bog, granted_by=egret, category="content", granted_at=when(5),
+                          reason="=HYPERLINK(\"http://evil\")"),
+        "c": AwardFactory(recipient=fen, granted_by=heron, category="event", granted_at=when(10),
+                          reason="Hosted the swamp walk", staff_note="budget approved"),
+        "d": AwardFactory(recipient=fen, granted_by=egret, category="bug_report", granted_at=when(15),
+                          reason="Found the crash"),
+        "e": AwardFactory(recipient=fen, granted_by=None, source="api", category="other",
+                          granted_at=when(20), reason="Bot grant", granted_by_text="ci-bot"),
+    }
+    AwardRevocationFactory(award=awards["d"], revoked_by=heron, reason="Not reproducible")
+    return awards
+
+
+def reasons(response) -> list[str]:
+    return [a.reason for a in response.context["page"].object_list]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({}, ["Bot grant", "Found the crash", "Hosted the swamp walk", '=HYPERLINK("http://evil")',
+              "Ran the meetup"]),
+        ({"member": "BOG"}, ['=HYPERLINK("http://evil")', "Ran the meetup"]),
+        ({"category": "event"}, ["Hosted the swamp walk", "Ran the meetup"]),
+        ({"granter": "egret"}, ["Found the crash", '=HYPERLINK("http://evil")']),
+        ({"date_from": "2026-03-05", "date_to": "2026-03-15"},
+         ["Found the crash", "Hosted the swamp walk", '=HYPERLINK("http://evil")']),
+        ({"status": "revoked"}, ["Found the crash"]),
+        ({"status": "active", "member": "fen"}, ["Bot grant", "Hosted the swamp walk"]),
+    ],
+)
+def test_filters(staff_client, ledger, query, expected):
+    response = staff_client.get(URL, query)
+    assert response.status_code == 200
+    assert reasons(response) == expected
+
+
+def test_page_shows_revocation_and_granter(staff_client, ledger):
+    html = staff_client.get(URL).content.decode()
+    assert "Not reproducible" in html
+    assert "5 awards" in html
+    assert 'hx-get="/staff/awards/"' in html
+
+
+def test_invalid_filter_shows_error_and_lists_nothing(staff_client, ledger):
+    response = staff_client.get(URL, {"date_from": "2026-03-10", "date_to": "2026-03-01"})
+    assert response.status_code == 422
+    assert response.context["page"] is None
+    assert "The end date is before the start date" in response.content.decode()
+
+
+def test_htmx_filter_returns_results_fragment(staff_client, ledger, htmx_headers):
+    headers = {**htmx_headers, "HX-Target": "award-results"}
+    response = staff_client.get(URL, {"category": "event"}, headers=headers)
+    html = response.content.decode()
+    assert html.strip().startswith('<section id="award-results"')
+    assert "2 awards" in html
+    assert "<form" not in html
+
+
+def test_pagination_keeps_filters(staff_client, ledger):
+    member = UserFactory(username="many")
+    AwardFactory.create_batch(55, recipient=member, category="community")
+    first = staff_client.get(URL, {"member": "many"})
+    assert len(first.context["page"].object_list) == 50
+    html = first.content.decode()
+    assert "Page 1 of 2" in html
+    assert "?member=many&amp;page=2" in html
+    second = staff_client.get(URL, {"member": "many", "page": "2"})
+    assert len(second.context["page"].object_list) == 5
+
+
+def test_csv_export_streams_filtered_rows_and_defuses_formulas(staff_client, ledger):
+    response = staff_client.get(URL, {"member": "bog", "format": "csv"})
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    assert response.streaming
+    body = b"".join(response.streaming_content).decode()
+    rows = list(csv.DictReader(io.StringIO(body)))
+    assert [r["reason"] for r in rows] == ['\'=HYPERLINK("http://evil")', "Ran the meetup"]
+    assert rows[1]["granted_by"] == "heron"
+    assert rows[1]["category"] == "event"
+    assert rows[1]["revoked_at"] == ""
+
+
+def test_csv_export_includes_revocation_staff_note_and_api_granter(staff_client, ledger):
+    response = staff_client.get(URL, {"member": "fen", "format": "csv"})
+    rows = {r["reason"]: r for r in csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode()))}
+    assert rows["Found the crash"]["revocation_reason"] == "Not reproducible"
+    assert rows["Found the crash"]["revoked_by"] == "heron"
+    assert rows["Hosted the swamp walk"]["staff_note"] == "budget approved"
+    assert rows["Bot grant"]["granted_by_text"] == "ci-bot"
+    assert rows["Bot grant"]["source"] == "api"
+
+
+@pytest.mark.parametrize("count", [3, 60])
+def test_query_count_does_not_grow_with_rows(
+    staff_client, count, django_assert_max_num_queries
+):
+    granter = UserFactory(username="heron", staff=True)
+    for index in range(count):
+        award = AwardFactory(recipient=UserFactory(), granted_by=granter)
+        if index % 2:
+            AwardRevocationFactory(award=award, revoked_by=granter)
+    # Session, user, permissions (2), count, page.
+    with django_assert_max_num_queries(6):
+        response = staff_client.get(URL)
+    assert response.status_code == 200
+    with django_assert_max_num_queries(6):
+        export = staff_client.get(URL, {"format": "csv"})
+        body = b"".join(export.streaming_content)
+    assert body.count(b"\n") == count + 1
+
+
+def test_needs_view_permission(client, ledger):
+    assert client.get(URL).status_code == 302
+    client.force_login(UserFactory(username="plainstaff", staff=True))
+    assert client.get(URL).status_code == 403
+    assert client.get(URL, {"format": "csv"}).status_code == 403
+    viewer = UserFactory(username="viewer", staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_award"))
+    client.force_login(viewer)
+    assert client.get(URL).status_code == 200
