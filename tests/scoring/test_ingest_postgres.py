@@ -1,0 +1,106 @@
+"""Ingest against a real PostgreSQL: concurrent posts of one batch, and a database outage."""
+
+import json
+import threading
+
+import pytest
+from django.db import connection, connections
+from django.test import Client
+
+from scoring.models import TelemetryEvent
+from tests.scoring.test_ingest import cli_event
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(
+        connection.vendor != "postgresql",
+        reason="needs PostgreSQL (real concurrent transactions and a server to lose)",
+    ),
+    pytest.mark.django_db(transaction=True),
+]
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def woken(monkeypatch):
+    """The consumer wake-ups sent after commit (the broker is the outside world here)."""
+    sent = []
+    monkeypatch.setattr("scoring.tasks._send", lambda task, **options: sent.append(task.name))
+    return sent
+
+
+def test_concurrent_posts_of_one_batch_store_each_event_once(ingest_key, woken):
+    _, raw = ingest_key
+    body = json.dumps({"events": [cli_event(n) for n in range(200)]})
+    barrier = threading.Barrier(2)
+    answers = []
+    failures = []
+
+    def send():
+        try:
+            client = Client()
+            barrier.wait(timeout=10)
+            response = client.post(
+                "/ingest", data=body, content_type="application/json", headers={"x-api-key": raw}
+            )
+            answers.append((response.status_code, response.json()))
+        except Exception as exc:  # reported below; a thread must not die silently
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert failures == []
+    assert [status for status, _ in answers] == [202, 202]
+    assert sum(answer["accepted"] for _, answer in answers) == 200
+    assert sum(answer["duplicates"] for _, answer in answers) == 200
+    assert TelemetryEvent.objects.count() == 200
+    assert TelemetryEvent.objects.values("insert_id").distinct().count() == 200
+    # Only the request that stored something wakes the consumer.
+    assert woken.count("scoring.events_consume") in (1, 2)
+
+
+def test_database_outage_answers_503_and_recovers(ingest_key, woken):
+    _, raw = ingest_key
+    client = Client()
+    conn = connections["default"]
+    original = dict(conn.settings_dict)
+    conn.close()
+    # Nothing listens on port 1: every connection attempt is refused, as when PostgreSQL
+    # is down.
+    conn.settings_dict.update(HOST="127.0.0.1", PORT="1")
+    try:
+        response = client.post(
+            "/ingest",
+            data=json.dumps(cli_event()),
+            content_type="application/json",
+            headers={"x-api-key": raw},
+        )
+    finally:
+        conn.close()
+        conn.settings_dict.clear()
+        conn.settings_dict.update(original)
+
+    assert response.status_code == 503
+    assert response.json()["error"] == "unavailable"
+    assert int(response["Retry-After"]) > 0
+    assert not TelemetryEvent.objects.exists()
+
+    retry = client.post(
+        "/ingest",
+        data=json.dumps(cli_event()),
+        content_type="application/json",
+        headers={"x-api-key": raw},
+    )
+    assert retry.status_code == 202
+    assert TelemetryEvent.objects.count() == 1
+    assert woken == ["scoring.events_consume"]
