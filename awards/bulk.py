@@ -178,7 +178,7 @@ def bulk_parse(*, raw: bytes, filename: str = "") -> BulkReport:
         report.file_errors.extend(error.messages)
         return report
     columns = list(COLUMNS)
-    if records and records[0][1][0].lower() == "username":
+    if records and "username" in (cell.lower() for cell in records[0][1]):
         header = [cell.lower() for cell in records.pop(0)[1]]
         unknown = [name for name in header if name not in COLUMNS]
         missing = [name for name in REQUIRED if name not in header]

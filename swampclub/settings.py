@@ -217,6 +217,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=WORKER_HEARTBEAT_INTERVAL_S),
         "options": {"expires": WORKER_HEARTBEAT_INTERVAL_S},
     },
+    # Confirmed bulk-grant files whose task message was lost (broker down at confirm time, a
+    # worker killed mid-file) are restarted from their last committed chunk.
+    "resume-bulk-grants": {
+        "task": "awards.bulk_jobs_resume",
+        "schedule": timedelta(seconds=60),
+        "options": {"expires": 60},
+    },
 }
 
 # --- Product settings -------------------------------------------------------------------------

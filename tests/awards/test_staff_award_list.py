@@ -21,19 +21,50 @@ def when(day: int) -> datetime:
 @pytest.fixture
 def ledger(db):
     """Five awards across two members, two granters, categories, dates; one revoked."""
-    heron, egret = UserFactory(username="heron", staff=True), UserFactory(username="egret", staff=True)
+    heron, egret = (
+        UserFactory(username="heron", staff=True),
+        UserFactory(username="egret", staff=True),
+    )
     bog, fen = UserFactory(username="bog"), UserFactory(username="fen")
     awards = {
-        "a": AwardFactory(recipient=bog, granted_by=heron, category="event", granted_at=when(1),
-                          reason="Ran the meetup"),
-        "b": AwardFactory(recipient=bog, granted_by=egret, category="content", granted_at=when(5),
-                          reason="=HYPERLINK(\"http://evil\")"),
-        "c": AwardFactory(recipient=fen, granted_by=heron, category="event", granted_at=when(10),
-                          reason="Hosted the swamp walk", staff_note="budget approved"),
-        "d": AwardFactory(recipient=fen, granted_by=egret, category="bug_report", granted_at=when(15),
-                          reason="Found the crash"),
-        "e": AwardFactory(recipient=fen, granted_by=None, source="api", category="other",
-                          granted_at=when(20), reason="Bot grant", granted_by_text="ci-bot"),
+        "a": AwardFactory(
+            recipient=bog,
+            granted_by=heron,
+            category="event",
+            granted_at=when(1),
+            reason="Ran the meetup",
+        ),
+        "b": AwardFactory(
+            recipient=bog,
+            granted_by=egret,
+            category="content",
+            granted_at=when(5),
+            reason='=HYPERLINK("http://evil")',
+        ),
+        "c": AwardFactory(
+            recipient=fen,
+            granted_by=heron,
+            category="event",
+            granted_at=when(10),
+            reason="Hosted the swamp walk",
+            staff_note="budget approved",
+        ),
+        "d": AwardFactory(
+            recipient=fen,
+            granted_by=egret,
+            category="bug_report",
+            granted_at=when(15),
+            reason="Found the crash",
+        ),
+        "e": AwardFactory(
+            recipient=fen,
+            granted_by=None,
+            source="api",
+            category="other",
+            granted_at=when(20),
+            reason="Bot grant",
+            granted_by_text="ci-bot",
+        ),
     }
     AwardRevocationFactory(award=awards["d"], revoked_by=heron, reason="Not reproducible")
     return awards
@@ -46,13 +77,23 @@ def reasons(response) -> list[str]:
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ({}, ["Bot grant", "Found the crash", "Hosted the swamp walk", '=HYPERLINK("http://evil")',
-              "Ran the meetup"]),
+        (
+            {},
+            [
+                "Bot grant",
+                "Found the crash",
+                "Hosted the swamp walk",
+                '=HYPERLINK("http://evil")',
+                "Ran the meetup",
+            ],
+        ),
         ({"member": "BOG"}, ['=HYPERLINK("http://evil")', "Ran the meetup"]),
         ({"category": "event"}, ["Hosted the swamp walk", "Ran the meetup"]),
         ({"granter": "egret"}, ["Found the crash", '=HYPERLINK("http://evil")']),
-        ({"date_from": "2026-03-05", "date_to": "2026-03-15"},
-         ["Found the crash", "Hosted the swamp walk", '=HYPERLINK("http://evil")']),
+        (
+            {"date_from": "2026-03-05", "date_to": "2026-03-15"},
+            ["Found the crash", "Hosted the swamp walk", '=HYPERLINK("http://evil")'],
+        ),
         ({"status": "revoked"}, ["Found the crash"]),
         ({"status": "active", "member": "fen"}, ["Bot grant", "Hosted the swamp walk"]),
     ],
@@ -114,7 +155,10 @@ def test_csv_export_streams_filtered_rows_and_defuses_formulas(staff_client, led
 
 def test_csv_export_includes_revocation_staff_note_and_api_granter(staff_client, ledger):
     response = staff_client.get(URL, {"member": "fen", "format": "csv"})
-    rows = {r["reason"]: r for r in csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode()))}
+    rows = {
+        r["reason"]: r
+        for r in csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode()))
+    }
     assert rows["Found the crash"]["revocation_reason"] == "Not reproducible"
     assert rows["Found the crash"]["revoked_by"] == "heron"
     assert rows["Hosted the swamp walk"]["staff_note"] == "budget approved"
@@ -123,9 +167,7 @@ def test_csv_export_includes_revocation_staff_note_and_api_granter(staff_client,
 
 
 @pytest.mark.parametrize("count", [3, 60])
-def test_query_count_does_not_grow_with_rows(
-    staff_client, count, django_assert_max_num_queries
-):
+def test_query_count_does_not_grow_with_rows(staff_client, count, django_assert_max_num_queries):
     granter = UserFactory(username="heron", staff=True)
     for index in range(count):
         award = AwardFactory(recipient=UserFactory(), granted_by=granter)
