@@ -133,6 +133,8 @@ class BoardPage:
     entries: list[BoardEntry]
     next_cursor: str | None
     prev_cursor: str | None
+    # The page holding the member asked about (see ``leaderboard_cursor_for_member``).
+    member_cursor: str | None = None
 
 
 def leaderboard_window_start(*, window: str, now: datetime) -> datetime | None:
@@ -388,6 +390,7 @@ def leaderboard_page(
     cursor: Cursor | None = None,
     now: datetime,
     page_size: int | None = None,
+    member: AbstractBaseUser | None = None,
 ) -> BoardPage:
     """One page of the ``window`` board, after or before ``cursor`` (the top without one).
 
@@ -398,8 +401,12 @@ def leaderboard_page(
     computation (``leaderboard_window_board``). Every row appears on exactly one page of a
     walk; a member whose value changes mid-walk may move across the cursor (and so be seen
     twice or not at all), which is inherent to any live board.
+
+    With ``member``, ``member_cursor`` is the cursor of the page holding them on this same
+    board (same window start, same cached window board).
     """
     size = page_size or settings.LEADERBOARD_PAGE_SIZE
+    board: WindowBoard | None = None
     if cursor is not None and cursor.start is not None:
         start = cursor.start
     else:
@@ -410,6 +417,11 @@ def leaderboard_page(
         board = leaderboard_window_board(window=window, start=start)
         fetched, ahead, above, has_next = _window_rows(board, cursor, size)
     entries = _entries(fetched, ahead=ahead, above=above, window=start is not None)
+    member_cursor = None
+    if member is not None:
+        member_cursor = leaderboard_cursor_for_member(
+            member=member, window=window, now=now, page_size=size, start=start, board=board
+        )
 
     def cursor_at(entry: BoardEntry, direction: str) -> str:
         value = entry.total_score if entry.gain is None else entry.gain
@@ -421,11 +433,18 @@ def leaderboard_page(
         entries=entries,
         next_cursor=cursor_at(entries[-1], "after") if entries and has_next else None,
         prev_cursor=cursor_at(entries[0], "before") if entries and ahead > 0 else None,
+        member_cursor=member_cursor,
     )
 
 
 def leaderboard_cursor_for_member(
-    *, member: AbstractBaseUser, window: str, now: datetime, page_size: int | None = None
+    *,
+    member: AbstractBaseUser,
+    window: str,
+    now: datetime,
+    page_size: int | None = None,
+    start: datetime | None = None,
+    board: WindowBoard | None = None,
 ) -> str | None:
     """The cursor of the board page holding ``member`` ("" for the first page).
 
@@ -434,11 +453,15 @@ def leaderboard_cursor_for_member(
     not on the board (no score yet, or a staff account excluded by the setting). On the
     all-time board this is three queries whatever the member's depth: their row, a COUNT of
     rows ahead, and a backwards index scan of at most one page to the row above the page.
+    A window board is measured from ``start`` (default: the window's current start); a
+    ``board`` already loaded for that start may be passed in to reuse it.
     """
     size = page_size or settings.LEADERBOARD_PAGE_SIZE
-    start = leaderboard_window_start(window=window, now=now)
+    if start is None:
+        start = leaderboard_window_start(window=window, now=now)
     if start is not None:
-        board = leaderboard_window_board(window=window, start=start)
+        if board is None:
+            board = leaderboard_window_board(window=window, start=start)
         username = member.get_username()
         position = next((i for i, n in enumerate(board.usernames) if n == username), None)
         if position is None:

@@ -39,18 +39,12 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
             cursor = selectors.Cursor.decode(request.GET["cursor"], window=window)
         except selectors.InvalidCursor:
             return _bad_board_request(request, "cursor", "That page link is not valid.")
-    now = timezone.now()
-    page = selectors.leaderboard_page(window=window, cursor=cursor, now=now)
-
-    where_am_i = None
-    me_on_board = False
-    if request.user.is_authenticated:
-        my_cursor = selectors.leaderboard_cursor_for_member(
-            member=request.user, window=window, now=now
-        )
-        if my_cursor is not None:
-            me_on_board = True
-            where_am_i = _board_url(window, my_cursor) + "#me"
+    member = request.user if request.user.is_authenticated else None
+    page = selectors.leaderboard_page(
+        window=window, cursor=cursor, now=timezone.now(), member=member
+    )
+    me_on_board = page.member_cursor is not None
+    where_am_i = _board_url(window, page.member_cursor) + "#me" if me_on_board else None
 
     context = {
         "page": page,
@@ -96,7 +90,7 @@ def profile(request: HttpRequest, username: str) -> HttpResponse:
     )
     is_owner = request.user.is_authenticated and request.user.pk == member.pk
     base = {"member": member, "awards": awards, "is_owner": is_owner}
-    if request.htmx:
+    if request.htmx and not request.htmx.boosted:
         response = render(request, "members/profile.html#award-rows", base)
     else:
         now = timezone.now()
