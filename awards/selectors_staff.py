@@ -428,7 +428,7 @@ def award_history_for_member_staff(*, member, limit: int = MEMBER_HISTORY_LIMIT)
     """The member's latest awards, revoked ones included, with granter and revocation."""
     return list(
         Award.objects.filter(recipient=member)
-        .select_related("granted_by", "revocation", "revocation__revoked_by")
+        .select_related("recipient", "granted_by", "revocation", "revocation__revoked_by")
         .order_by("-granted_at", "-id")[:limit]
     )
 

@@ -26,6 +26,11 @@ class RevokeForm(forms.Form):
     )
 
 
+def revoke_form_for(award, data=None) -> RevokeForm:
+    """The revoke form of one award, with element ids of its own (many share a page)."""
+    return RevokeForm(data, auto_id=f"id_revoke_{award.pk}_%s")
+
+
 def _member_page(username: str) -> str:
     return reverse("staff:member-detail", args=[username])
 
@@ -45,16 +50,22 @@ def award_revoke_view(request: HttpRequest, award_id: int) -> HttpResponse:
     if award is None:
         raise Http404("No such award.")
     revocation = getattr(award, "revocation", None)
+    # The member page puts one revoke form in each history row (``#revoke-form-<id>``); a
+    # fragment answering such a row keeps that id, so it replaces itself again next time.
+    row_id = f"revoke-form-{award.pk}"
+    in_row = bool(request.htmx) and request.htmx.target == row_id
     context = {
         "award": award,
         "revocation": revocation,
         "action": reverse("staff:award-revoke", args=[award.pk]),
         "member_page": _member_page(award.recipient.username),
+        "form_id": row_id if in_row else "revoke-form",
+        "in_row": in_row,
     }
     if request.method == "GET":
-        return render(request, TEMPLATE, {**context, "form": RevokeForm()})
+        return render(request, TEMPLATE, {**context, "form": revoke_form_for(award)})
 
-    form = RevokeForm(request.POST)
+    form = revoke_form_for(award, request.POST)
     if form.is_valid():
         try:
             result = award_revoke(

@@ -101,6 +101,9 @@ def test_each_history_row_has_its_own_revoke_form_ids(staff_client, bogwalker):
     html = staff_client.get(page_url(bogwalker)).content.decode()
     for award in (first, second):
         assert f'action="/staff/awards/{award.pk}/revoke"' in html
+        assert f'<div id="revoke-form-{award.pk}"' in html
+        assert f'hx-target="#revoke-form-{award.pk}"' in html
+        assert "hx-confirm=" in html
         assert f'id="id_revoke_{award.pk}_reason"' in html
         assert f'for="id_revoke_{award.pk}_reason"' in html
 
@@ -168,6 +171,7 @@ def test_htmx_revoke_fires_event_and_history_then_shows_it(staff_client, bogwalk
     )
     assert response.status_code == 200
     assert "award-revoked" in response["HX-Trigger"]
+    assert 'id="history-status"' not in response.content.decode()  # not from a row
     assert AwardRevocation.objects.filter(award=award).count() == 1
     history = staff_client.get(
         page_url(bogwalker), headers={**htmx_headers, "HX-Target": "award-history"}
@@ -175,6 +179,25 @@ def test_htmx_revoke_fires_event_and_history_then_shows_it(staff_client, bogwalk
     html = history.content.decode()
     assert "Granted to the wrong member" in html
     assert "warden" in html
+
+
+def test_revoke_from_a_row_keeps_the_row_id_and_announces_outside_the_panel(
+    staff_client, bogwalker, htmx_headers
+):
+    award = AwardFactory(recipient=bogwalker, points=600)
+    headers = {**htmx_headers, "HX-Target": f"revoke-form-{award.pk}"}
+    invalid = staff_client.post(f"/staff/awards/{award.pk}/revoke", {"reason": ""}, headers=headers)
+    assert invalid.status_code == 422
+    assert invalid.content.decode().lstrip().startswith(f'<div id="revoke-form-{award.pk}"')
+    assert f'for="id_revoke_{award.pk}_reason"' in invalid.content.decode()
+    response = staff_client.post(
+        f"/staff/awards/{award.pk}/revoke", {"reason": "Wrong member"}, headers=headers
+    )
+    html = response.content.decode()
+    assert html.lstrip().startswith(f'<div id="revoke-form-{award.pk}"')
+    assert '<p id="history-status"' in html
+    assert 'hx-swap-oob="true"' in html
+    assert AwardRevocation.objects.get(award=award).reason == "Wrong member"
 
 
 def test_plain_revoke_redirects_to_member_page(staff_client, bogwalker):
