@@ -3,15 +3,13 @@
 Also saves the screenshots in docs/screenshots/ used by the documentation.
 """
 
-import os
-import shutil
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
 
 from scoring.tiers import tier_for_total, tiers_all
+from tests.browser.conftest import screenshot
 from tests.factories import (
     AwardFactory,
     AwardRevocationFactory,
@@ -22,14 +20,7 @@ from tests.factories import (
     UserScoreFactory,
 )
 
-CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"needs Chromium at {CHROMIUM}"),
-]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
@@ -86,39 +77,15 @@ def swamp_data(settings):
     return king
 
 
-@pytest.fixture
-def chromium_page(live_server, swamp_data, monkeypatch):
-    """A Chromium page (Playwright) and a list collecting console errors."""
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the data is already written,
-    # and Django's guard against ORM calls from async code would trip on teardown's flush.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        errors: list[str] = []
-
-        def on_console(msg):
-            # The browser's own favicon probe 404s; the site has no favicon.
-            if msg.type == "error" and not msg.location.get("url", "").endswith("/favicon.ico"):
-                errors.append(msg.text)
-
-        page.on("console", on_console)
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        yield page, errors
-        browser.close()
-
-
-def test_leaderboard_to_profile_and_load_more_history(live_server, chromium_page):
-    page, errors = chromium_page
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-
-    page.goto(f"{live_server.url}/leaderboard/")
+def test_leaderboard_to_profile_and_load_more_history(
+    live_server, swamp_data, browser_page, browser_errors
+):
+    page = browser_page
+    page.goto("/leaderboard/")
     rows = page.locator("table.board tbody tr")
     assert rows.count() == 13
     assert rows.first.locator("td").nth(1).inner_text() == "marshking"
-    page.screenshot(path=str(SCREENSHOTS / "leaderboard.png"), full_page=True)
+    screenshot(page, "leaderboard")
 
     page.get_by_role("link", name="marshking").click()
     page.wait_for_url(f"{live_server.url}/u/marshking/")
@@ -128,7 +95,7 @@ def test_leaderboard_to_profile_and_load_more_history(live_server, chromium_page
     assert page.locator("svg.chart polyline.score-line").count() == 1
     history = page.locator("tr.award-row")
     assert history.count() == 20
-    page.screenshot(path=str(SCREENSHOTS / "profile.png"), full_page=True)
+    profile_png = screenshot(page, "profile")
 
     page.get_by_role("link", name="Load more").click()
     history.nth(29).wait_for()
@@ -142,5 +109,5 @@ def test_leaderboard_to_profile_and_load_more_history(live_server, chromium_page
     assert "internal: verified" not in text
     assert page.locator("tr.award-row.is-revoked").count() == 1
     # Nothing blocked by the content security policy, no script errors.
-    assert errors == []
-    assert os.path.getsize(SCREENSHOTS / "profile.png") > 10_000
+    assert browser_errors == []
+    assert profile_png.stat().st_size > 10_000
