@@ -2,7 +2,7 @@
 
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
 
 from awards.selectors import award_history_for_member
 from swampclub.http import json_error
@@ -11,7 +11,9 @@ from swampclub.http import json_error
 LIMIT_MAX = 1000
 
 
-@require_GET
+# Read-only and cookie-free: exempt from CSRF so that any other method gets the JSON 405
+# below rather than the CSRF middleware's 403 page.
+@csrf_exempt
 def member_awards(request: HttpRequest, username: str) -> JsonResponse:
     """A member's award history, newest first: ``{"awards": [{"id", "points", "reason",
     "category", "granted_at", "revoked"}]}``.
@@ -19,8 +21,12 @@ def member_awards(request: HttpRequest, username: str) -> JsonResponse:
     Public: a private award's ``reason`` is null; the staff note is never included. Every
     award is returned unless ``?limit=N`` (1..1000) asks for the newest N. Unknown or
     deactivated member → 404 ``{"error": "not_found"}``; a bad limit → 400 naming the
-    field. Two queries.
+    field. Two queries. Methods other than GET and HEAD → 405 JSON with ``Allow``.
     """
+    if request.method not in ("GET", "HEAD"):
+        response = json_error(405, "method_not_allowed", message="use GET")
+        response["Allow"] = "GET, HEAD"
+        return response
     limit = None
     raw_limit = request.GET.get("limit")
     if raw_limit is not None:

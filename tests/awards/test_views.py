@@ -118,8 +118,16 @@ def test_awards_json_query_count_does_not_grow_with_awards(
     assert len(response.json()["awards"]) == 30
 
 
-def test_awards_json_refuses_post(client, member):
-    assert client.post(f"/api/u/{member.username}/awards").status_code == 405
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "QUERY"])
+def test_awards_json_refuses_other_methods_with_json_405(client, member, method):
+    response = client.generic(method, f"/api/u/{member.username}/awards")
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, HEAD"
+    assert response.json()["error"] == "method_not_allowed"
+
+
+def test_awards_json_answers_head(client, member):
+    assert client.head(f"/api/u/{member.username}/awards").status_code == 200
 
 
 # --- the revoke page -------------------------------------------------------------------------
