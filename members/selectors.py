@@ -43,6 +43,10 @@ WINDOWS: dict[str, timedelta | None] = {
     "7d": timedelta(days=7),
     "30d": timedelta(days=30),
 }
+# How long a walk through a window board keeps the start it began with. Older (or
+# hand-made) cursors are measured from the current start instead, so a crafted cursor
+# cannot make the server compute a board for an arbitrary moment.
+WALK_PIN = timedelta(hours=1)
 AWARD_PAGE_SIZE = 20
 CHART_DAYS = 365
 
@@ -59,7 +63,7 @@ class Cursor:
     """A place in a board: the rows after (or before) the row (value, username).
 
     ``start`` pins a window board's start time, so every page of one walk measures gains
-    from the same baseline even as the clock moves.
+    from the same baseline even as the clock moves (for up to ``WALK_PIN``).
     """
 
     window: str
@@ -407,10 +411,14 @@ def leaderboard_page(
     """
     size = page_size or settings.LEADERBOARD_PAGE_SIZE
     board: WindowBoard | None = None
-    if cursor is not None and cursor.start is not None:
+    start = leaderboard_window_start(window=window, now=now)
+    if (
+        start is not None
+        and cursor is not None
+        and cursor.start is not None
+        and start - WALK_PIN <= cursor.start <= start
+    ):
         start = cursor.start
-    else:
-        start = leaderboard_window_start(window=window, now=now)
     if start is None:
         fetched, ahead, above, has_next = _all_time_rows(cursor, size)
     else:

@@ -165,9 +165,20 @@ def test_window_cursor_pins_the_window_start(make_member, settings):
     first = selectors.leaderboard_page(window="7d", now=now)
     cursor = selectors.Cursor.decode(first.next_cursor, window="7d")
     assert cursor.start == first.window_start
-    later = selectors.leaderboard_page(window="7d", cursor=cursor, now=now + timedelta(days=3))
+    later = selectors.leaderboard_page(window="7d", cursor=cursor, now=now + timedelta(minutes=30))
     assert later.window_start == first.window_start
     assert board_usernames(later) == ["two"]
+
+
+def test_old_or_forged_window_cursors_are_measured_from_the_current_start(make_member):
+    now = timezone.now()
+    make_member("one", 10, history=[(now - timedelta(days=1), 10)])
+    current = selectors.leaderboard_window_start(window="7d", now=now)
+    for start in (current - timedelta(hours=2), current + timedelta(seconds=5)):
+        cursor = selectors.Cursor("7d", 999, "a", "after", start)
+        page = selectors.leaderboard_page(window="7d", cursor=cursor, now=now)
+        assert page.window_start == current
+        assert board_usernames(page) == ["one"]
 
 
 # --- Keyset pagination ----------------------------------------------------------------------
