@@ -25,7 +25,7 @@ grants over overlapping rows wait for each other instead of deadlocking.
 """
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import batched
@@ -49,8 +49,8 @@ REASON_MAX = 500
 KEY_MAX = 200
 GRANTED_BY_TEXT_MAX = 200
 STAFF_NOTE_MAX = 2000
-# Rows per INSERT/UPDATE statement: well under PostgreSQL's 65,535 bind parameters and
-# SQLite's 32,766, while keeping the statement count per thousand rows small.
+# Rows per INSERT/UPDATE statement on SQLite: well under its 32,766 bind parameters.
+# (PostgreSQL takes every row at once as one array per column.)
 _ROWS_PER_STATEMENT = 500
 
 
@@ -242,6 +242,33 @@ def _conflict(award: Award) -> AwardConflict:
 # --- set-based writes ----------------------------------------------------------------------
 
 
+def _rows_sources(
+    rows: Sequence[Sequence[Any]], db_types: Sequence[str]
+) -> Iterator[tuple[str, list[Any]]]:
+    """``rows`` as SQL row sources (``SELECT`` or ``VALUES``), each with its parameters.
+
+    PostgreSQL: one ``SELECT * FROM unnest(%s::type[], ...)`` with one array parameter per
+    column however many rows there are, so the statement is parsed and planned once and the
+    driver quotes a few arrays instead of thousands of scalars. SQLite: ``VALUES`` lists of
+    at most ``_ROWS_PER_STATEMENT`` rows (its bind-parameter limit).
+    """
+    if connection.vendor == "postgresql":
+        casts = ", ".join(f"%s::{db_type}[]" for db_type in db_types)
+        # The types come from the model's fields; every value is a parameter.
+        source = f"SELECT * FROM unnest({casts})"  # noqa: S608
+        yield source, [list(column) for column in zip(*rows, strict=True)]
+        return
+    row_sql = "(" + ", ".join(["%s"] * len(db_types)) + ")"
+    for chunk in batched(rows, _ROWS_PER_STATEMENT):
+        yield "VALUES " + ", ".join([row_sql] * len(chunk)), [v for row in chunk for v in row]
+
+
+def _array_type(field: Any) -> str:
+    # The column type without its length (varchar, not varchar(500)): the arrays only carry
+    # values into the INSERT, which checks the lengths against the real column.
+    return field.db_type(connection).split("(")[0]
+
+
 def _awards_insert(awards: Sequence[Award]) -> set[int]:
     """Insert ``awards``, skipping any whose (recipient, key) exists; return the new ids.
 
@@ -251,24 +278,24 @@ def _awards_insert(awards: Sequence[Award]) -> set[int]:
     then does nothing (if it committed) or inserts (if it rolled back). Django's
     ``bulk_create(ignore_conflicts=True)`` cannot report which rows were inserted.
     """
+    if not awards:
+        return set()
     meta = Award._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key]
     qn = connection.ops.quote_name
     columns = ", ".join(qn(f.column) for f in fields)
     target = ", ".join(qn(meta.get_field(name).column) for name in ("recipient", "idempotency_key"))
-    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    rows = [
+        [f.get_db_prep_save(f.pre_save(award, add=True), connection=connection) for f in fields]
+        for award in awards
+    ]
     inserted: set[int] = set()
-    for chunk in batched(awards, _ROWS_PER_STATEMENT):
-        params: list[Any] = []
-        for award in chunk:
-            params.extend(
-                f.get_db_prep_save(f.pre_save(award, add=True), connection=connection)
-                for f in fields
-            )
+    for source, params in _rows_sources(rows, [_array_type(f) for f in fields]):
+        # ``WHERE true`` keeps SQLite from reading ON CONFLICT as a join constraint.
         sql = (
             # Identifiers come from the model and are quoted; every value is a parameter.
-            f"INSERT INTO {qn(meta.db_table)} ({columns}) VALUES "  # noqa: S608
-            f"{', '.join([row_sql] * len(chunk))} "
+            f"INSERT INTO {qn(meta.db_table)} ({columns}) "  # noqa: S608
+            f"SELECT * FROM ({source}) AS row_source WHERE true "
             f"ON CONFLICT ({target}) DO NOTHING RETURNING {qn(meta.pk.column)}"
         )
         with connection.cursor() as cursor:
@@ -281,9 +308,9 @@ def _metrics_add_award_points(deltas: Mapping[int, int]) -> None:
     """Add each delta to its member's ``MemberMetrics.award_points`` (creating missing rows).
 
     Set-based: one insert of missing rows, one ``SELECT ... FOR UPDATE`` in member order
-    (so overlapping bulk grants lock in the same order), one ``UPDATE ... FROM (VALUES ...)``
-    per chunk. The addition is done by the database under the row lock, so concurrent
-    grants to one member never lose an update.
+    (so overlapping bulk grants lock in the same order), one ``UPDATE ... FROM`` the deltas.
+    The addition is done by the database under the row lock, so concurrent grants to one
+    member never lose an update.
     """
     changes = sorted((member_id, delta) for member_id, delta in deltas.items() if delta)
     if not changes:
@@ -306,13 +333,11 @@ def _metrics_add_award_points(deltas: Mapping[int, int]) -> None:
     points_col = qn(meta.get_field("award_points").column)
     updated_col = qn(meta.get_field("updated_at").column)
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    for chunk in batched(changes, _ROWS_PER_STATEMENT):
-        values = ", ".join(["(%s, %s)"] * len(chunk))
-        params: list[Any] = [value for row in chunk for value in row]
-        # A CTE names the VALUES columns the same way on PostgreSQL and SQLite (≥ 3.33).
+    for source, params in _rows_sources(changes, ["bigint", "bigint"]):
+        # A CTE names the source's columns the same way on PostgreSQL and SQLite (≥ 3.33).
         sql = (
             # Identifiers come from the model and are quoted; every value is a parameter.
-            f"WITH delta (member_id, points) AS (VALUES {values}) "  # noqa: S608
+            f"WITH delta (member_id, points) AS ({source}) "  # noqa: S608
             f"UPDATE {table} SET {points_col} = {table}.{points_col} + delta.points, "
             f"{updated_col} = %s FROM delta WHERE {table}.{member_col} = delta.member_id"
         )

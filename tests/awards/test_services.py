@@ -447,3 +447,12 @@ def test_bulk_check_reports_errors_and_existing_without_writing(granter, member)
     assert "idempotency_key" in check.errors[3].message_dict
     assert "points" in check.errors[4].message_dict
     assert Award.objects.count() == 1
+
+
+def test_bulk_without_a_granter_records_none(member):
+    # A system grant (a data migration, say) has no granter of record.
+    results = awards_grant_bulk(
+        grants=[spec(member, "sys-1"), spec(member, "sys-2")], granted_by=None, source="bulk"
+    )
+    assert [r.created for r in results] == [True, True]
+    assert set(Award.objects.values_list("granted_by", flat=True)) == {None}
