@@ -5,8 +5,9 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from awards import handlers, services
 from awards.models import Award
@@ -179,6 +180,24 @@ def test_default_insert_id_is_hashed_when_too_long(award_key):
     assert len(insert_id) <= 100
     again = event_type.default_insert_id(award_event("ada", awardId="x" * 200), api_key)
     assert insert_id == again
+
+
+def test_ingest_queries_do_not_grow_with_award_events_for_the_same_members(client, award_key, ada):
+    _, key = award_key
+    UserFactory(username="bob")
+
+    def queries_for(count: int, prefix: str) -> int:
+        body = {
+            "events": [
+                award_event("ada" if n % 2 else "bob", awardId=f"{prefix}{n}") for n in range(count)
+            ]
+        }
+        with CaptureQueriesContext(connection) as queries:
+            assert post(client, key, body).status_code == 202
+        return len(queries)
+
+    queries_for(1, "warm-")  # the key's first use also records last_used_at
+    assert queries_for(5, "small-") == queries_for(200, "large-")
 
 
 # --- refused at ingest, nothing stored ---------------------------------------------------------
