@@ -1,6 +1,7 @@
 """The ``award`` event end to end: ingest checks (400/403/409), the consumer's handler,
 replays, crashes and retries — an award counts exactly once whichever way it arrives."""
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 
@@ -11,10 +12,9 @@ from django.test.utils import CaptureQueriesContext
 
 from awards import handlers, services
 from awards.models import Award
-from scoring import consumer
 from scoring.consumer import events_consume
 from scoring.models import MemberMetrics, MetricsSnapshot, TelemetryEvent, UserScore
-from scoring.registry import event_type_get
+from scoring.registry import event_type_get, event_type_register
 from tests.factories import TelemetryEventFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -363,24 +363,46 @@ def stored_award_event(owner, *, insert_id, **properties):
     )
 
 
-def test_consumer_crash_between_grant_and_marking_processed_counts_once(monkeypatch, granter, ada):
+class WorkerKilled(BaseException):
+    """Stands for the worker process dying (not an ``Exception``: nothing may catch it)."""
+
+
+@pytest.fixture
+def award_handler_dies_after_granting():
+    """Make the ``award`` handler grant, then die before the consumer's batch commits."""
+    real = event_type_get("award")
+    granted = []
+
+    def handle_then_die(events):
+        real.handle(events)
+        granted.append(Award.objects.count())
+        raise WorkerKilled
+
+    event_type_register(dataclasses.replace(real, handle=handle_then_die))
+    # The test restarts the worker with the real handler by calling the second item.
+    yield granted, lambda: event_type_register(real)
+    event_type_register(real)
+
+
+def test_consumer_crash_between_grant_and_marking_processed_counts_once(
+    award_handler_dies_after_granting, granter, ada
+):
+    granted, restart_worker = award_handler_dies_after_granting
     event = stored_award_event(granter, insert_id="e1", awardId="k")
 
-    def crash(*args, **kwargs):
-        raise RuntimeError("worker killed before marking the batch")
-
-    monkeypatch.setattr(consumer, "_events_mark", crash)
-    with pytest.raises(RuntimeError, match="worker killed"):
+    with pytest.raises(WorkerKilled):
         events_consume()
-    # The batch rolled back: the award, the points and the claim are all gone.
+    # The award was inserted and counted inside the batch...
+    assert granted == [1]
+    # ...and rolled back with it: no award, no points, the event still pending.
     assert not Award.objects.exists()
     assert points_of(ada) == 0
     event.refresh_from_db()
     assert event.status == "pending"
 
-    monkeypatch.undo()
+    restart_worker()
     assert events_consume() == 1
-    events_consume()  # nothing left: a second run changes nothing
+    assert events_consume() == 0  # nothing left: a second run changes nothing
     assert Award.objects.count() == 1
     assert points_of(ada) == 250
     assert UserScore.objects.get(member=ada).total_score == 250
