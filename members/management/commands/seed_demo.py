@@ -20,8 +20,10 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from awards.services import award_grant, award_revoke
 from scoring.apikeys import api_key_create
 from scoring.consumer import events_consume
+from scoring.management.commands.demo_login import DEMO_STAFF_USERNAME
 from scoring.models import ApiKey, TelemetryEvent
 from scoring.scores import scores_process_batch
 
@@ -206,7 +208,48 @@ class Command(BaseCommand):
 
         consumed = events_consume()
         scored = scores_process_batch()
+        granted = _demo_awards(members, now=now)
         self.stdout.write(
             f"demo members: {len(members)} ({len(new_users)} new, {len(keys)} new API keys); "
-            f"events: {stored} new of {len(rows)}; consumed {consumed}; scored {scored}"
+            f"events: {stored} new of {len(rows)}; consumed {consumed}; scored {scored}; "
+            f"awards: {granted} new"
         )
+
+
+# (handle, points, reason, category, public, days ago); the key is the position. One lifts its
+# member into Murk Lurker; one is private; the last one is revoked again.
+DEMO_AWARDS = [
+    ("bogwitch", 2_500, "Wrote the 'Models from scratch' tutorial", "content", True, 12),
+    ("mudskipper", 800, "Reported the vault rotation race", "bug_report", True, 9),
+    ("reedrunner", 20_000, "Keynote at Swamp Summit 2026", "event", True, 6),
+    ("fenfox", 400, "Answered 50 questions in the community forum", "community", True, 4),
+    ("peatpilot", 1_200, "Security disclosure handled privately", "bug_report", False, 3),
+    ("miremage", 300, "Organised the Lisbon swamp meetup", "event", True, 2),
+    ("siltsmith", 5_000, "Granted twice by mistake", "other", True, 1),
+]
+
+
+def _demo_awards(members: dict, *, now: datetime) -> int:
+    """Grant the demo awards through the award service; returns how many were new.
+
+    Idempotent: every award has a fixed key, so a re-run finds them granted (and the
+    revocation recorded) and changes nothing.
+    """
+    staff = get_user_model().objects.get(username=DEMO_STAFF_USERNAME)
+    granted = 0
+    for n, (handle, points, reason, category, public, days_ago) in enumerate(DEMO_AWARDS):
+        result = award_grant(
+            recipient=members[handle],
+            points=points,
+            reason=reason,
+            idempotency_key=f"demo-award-{n}",
+            granted_by=staff,
+            source="form",
+            category=category,
+            public=public,
+            granted_at=now - timedelta(days=days_ago),
+        )
+        granted += result.created
+    duplicate = members["siltsmith"].awards_received.get(idempotency_key="demo-award-6")
+    award_revoke(award=duplicate, revoked_by=staff, reason="Duplicate of the form grant")
+    return granted
