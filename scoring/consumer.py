@@ -7,24 +7,27 @@ whole batch back to pending; a committed batch is never claimed again (only pend
 are claimed), so redelivered tasks and re-runs fold nothing twice.
 """
 
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, transaction
+from django.contrib.auth import get_user_model
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Case, Value, When
 from django.utils import timezone
 
 from scoring.models import MemberMetrics, MetricsSnapshot, TelemetryEvent
 from scoring.pipeline import RunKind, pipeline_run_record
 from scoring.registry import EventType, HandleResult, event_type_get
+from scoring.sql import ids_in, is_postgresql
 from scoring.tasks import score_batch_wake
 
 logger = logging.getLogger("swampclub.consumer")
 
-# What handlers may read from a claimed event; ``status``, ``error`` and ``processed_at``
-# are left out (the consumer writes them with one UPDATE at the end).
+# What handlers may read from a claimed event (``id`` first); ``status``, ``error`` and
+# ``processed_at`` are the consumer's.
 _EVENT_FIELDS = (
     "id",
     "insert_id",
@@ -101,78 +104,115 @@ def _dispatch(events: Sequence[TelemetryEvent]) -> HandleResult:
     return result
 
 
-def _events_mark(events: Sequence[TelemetryEvent], rejected: dict[int, str]) -> None:
-    """Mark every claimed event processed or rejected (with its reason) in one UPDATE."""
-    ids = [event.pk for event in events]
-    if not rejected:
-        TelemetryEvent.objects.filter(id__in=ids).update(
-            status=TelemetryEvent.Status.PROCESSED, error="", processed_at=timezone.now()
-        )
-        return
-    by_reason: dict[str, list[int]] = defaultdict(list)
-    for pk, reason in rejected.items():
-        by_reason[reason].append(pk)
-    TelemetryEvent.objects.filter(id__in=ids).update(
-        status=Case(
-            When(id__in=list(rejected), then=Value(TelemetryEvent.Status.REJECTED)),
-            default=Value(TelemetryEvent.Status.PROCESSED),
-        ),
-        # One branch per distinct reason, not per event: rejections share few reasons.
-        error=Case(
-            *[When(id__in=pks, then=Value(reason)) for reason, pks in by_reason.items()],
-            default=Value(""),
-        ),
-        processed_at=timezone.now(),
-    )
+def _events_claim(*, batch_size: int) -> list[TelemetryEvent]:
+    """Claim up to ``batch_size`` pending events, oldest first, and mark them processed.
 
+    SKIP LOCKED: rows another consumer has claimed are skipped, not waited on, so two
+    consumers never take the same event and never block each other; the partial index on
+    pending rows (scoring_event_pending_idx) keeps this an index scan. The claimed rows stay
+    locked until the batch transaction ends, and "processed" only becomes visible if the
+    whole batch commits (a rollback puts them back to pending).
 
-def snapshots_enqueue(*, member_ids: set[int]) -> int:
-    """Queue one ``MetricsSnapshot`` per member, copying their current metrics (two queries).
-
-    A member without a metrics row gets a snapshot of zeros. Returns the number queued.
+    On PostgreSQL claim and mark are one ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE
+    SKIP LOCKED) RETURNING ...``: each row is written once instead of locked and then
+    rewritten. Elsewhere it is a SELECT and an UPDATE.
     """
-    if not member_ids:
-        return 0
     now = timezone.now()
-    metrics = {
-        m["member_id"]: m
-        for m in MemberMetrics.objects.filter(member_id__in=member_ids).values(
-            "member_id", "event_counts", "active_dates", "total_events", "award_points"
-        )
-    }
-    snapshots = []
-    for member_id in sorted(member_ids):
-        m = metrics.get(member_id, {})
-        snapshots.append(
-            MetricsSnapshot(
-                member_id=member_id,
-                event_counts=m.get("event_counts", {}),
-                active_dates=m.get("active_dates", []),
-                total_events=m.get("total_events", 0),
-                award_points=m.get("award_points", 0),
-                enqueued_at=now,
-            )
-        )
-    MetricsSnapshot.objects.bulk_create(snapshots)
-    return len(snapshots)
-
-
-def _consume_once(*, batch_size: int) -> int:
-    """Claim and apply one batch; returns the number of events claimed (0: none pending)."""
-    with transaction.atomic(durable=True):
-        # SKIP LOCKED: rows another consumer has claimed are skipped, not waited on, so two
-        # consumers never take the same event and never block each other. The partial index
-        # on pending rows (scoring_event_pending_idx) keeps this an index scan.
+    if not is_postgresql():
         events = list(
             TelemetryEvent.objects.select_for_update(skip_locked=True)
             .filter(status=TelemetryEvent.Status.PENDING)
             .order_by("id")
             .only(*_EVENT_FIELDS)[:batch_size]
         )
+        if events:
+            TelemetryEvent.objects.filter(id__in=[e.pk for e in events]).update(
+                status=TelemetryEvent.Status.PROCESSED, error="", processed_at=now
+            )
+        return events
+    table = connection.ops.quote_name(TelemetryEvent._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(c) for c in _EVENT_FIELDS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {table} SET status = %s, error = '', processed_at = %s
+            WHERE id IN (
+                SELECT id FROM {table} WHERE status = %s
+                ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
+            )
+            RETURNING {columns}
+            """,  # noqa: S608 - identifiers from model metadata; values are parameters
+            [TelemetryEvent.Status.PROCESSED, now, TelemetryEvent.Status.PENDING, batch_size],
+        )
+        rows = cursor.fetchall()
+    rows.sort(key=lambda row: row[0])
+    events = []
+    for row in rows:
+        values = dict(zip(_EVENT_FIELDS, row, strict=True))
+        # Django reads jsonb as text and decodes it in the field; do the same here.
+        values["properties"] = json.loads(values["properties"])
+        events.append(
+            TelemetryEvent(
+                **values, status=TelemetryEvent.Status.PROCESSED, error="", processed_at=now
+            )
+        )
+    return events
+
+
+def _events_reject(rejected: dict[int, str]) -> None:
+    """Mark the rejected events rejected with their reason (one UPDATE)."""
+    if not rejected:
+        return
+    by_reason: dict[str, list[int]] = defaultdict(list)
+    for pk, reason in rejected.items():
+        by_reason[reason].append(pk)
+    TelemetryEvent.objects.filter(id__in=list(rejected)).update(
+        status=TelemetryEvent.Status.REJECTED,
+        # One branch per distinct reason, not per event: rejections share few reasons.
+        error=Case(
+            *[When(id__in=pks, then=Value(reason)) for reason, pks in by_reason.items()],
+            default=Value(""),
+        ),
+    )
+
+
+def snapshots_enqueue(*, member_ids: set[int]) -> int:
+    """Queue one ``MetricsSnapshot`` per member, copying their current metrics.
+
+    One ``INSERT ... SELECT`` in the database: the metrics never travel through Python. A
+    member without a metrics row gets a snapshot of zeros. Returns the number queued.
+    """
+    if not member_ids:
+        return 0
+    quote = connection.ops.quote_name
+    snapshots = quote(MetricsSnapshot._meta.db_table)
+    metrics = quote(MemberMetrics._meta.db_table)
+    users = quote(get_user_model()._meta.db_table)
+    where, params = ids_in("u.id", sorted(member_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {snapshots}
+                (member_id, event_counts, active_dates, total_events, award_points, enqueued_at)
+            SELECT u.id, COALESCE(m.event_counts, '{{}}'), COALESCE(m.active_dates, '[]'),
+                   COALESCE(m.total_events, 0), COALESCE(m.award_points, 0), %s
+            FROM {users} u LEFT JOIN {metrics} m ON m.member_id = u.id
+            WHERE {where}
+            ORDER BY u.id
+            """,  # noqa: S608 - identifiers from model metadata; values are parameters
+            [connection.ops.adapt_datetimefield_value(timezone.now()), *params],
+        )
+        return cursor.rowcount
+
+
+def _consume_once(*, batch_size: int) -> int:
+    """Claim and apply one batch; returns the number of events claimed (0: none pending)."""
+    with transaction.atomic(durable=True):
+        events = _events_claim(batch_size=batch_size)
         if not events:
             return 0
         result = _dispatch(events)
-        _events_mark(events, result.rejected)
+        _events_reject(result.rejected)
         if snapshots_enqueue(member_ids=result.touched_member_ids):
             score_batch_wake()  # on commit: a rolled-back batch wakes nobody
     return len(events)

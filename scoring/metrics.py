@@ -6,11 +6,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from django.utils import timezone
+
 from scoring.models import MemberMetrics, TelemetryEvent
 from scoring.registry import HandleResult
+from scoring.sql import is_postgresql, pg_insert
 
 CLI_INVOCATION = "cli_invocation"
 
+_INSERT_COLUMNS = [
+    "member_id",
+    "event_counts",
+    "active_dates",
+    "total_events",
+    "award_points",
+    "first_event_at",
+    "last_event_at",
+    "updated_at",
+]
 _FOLD_FIELDS = [
     "event_counts",
     "active_dates",
@@ -73,12 +86,13 @@ def metrics_fold_cli_invocations(events: Sequence[TelemetryEvent]) -> HandleResu
     ``total_events`` += events, and first/last event time widened. An event without a usable
     ``invocation.command`` is rejected with the reason; the others apply.
 
-    Set-based, three statements whatever the batch size: insert the missing metrics rows
-    (``ON CONFLICT DO NOTHING``), lock every row of the batch's members (``SELECT ... FOR
-    UPDATE``, member id order), write the merged rows back with one upsert. The lock makes a
-    concurrent consumer (or award grant) touching the same member wait, so no increment is
-    lost; ``award_points`` is never written here. Must run inside the consumer's batch
-    transaction: the merge is only correct under the lock.
+    Set-based, whatever the batch size: the batch is aggregated per member in Python, then
+    merged into the stored rows by one ``INSERT ... ON CONFLICT DO UPDATE`` on PostgreSQL
+    (the merge of counts and dates runs in SQL against the locked current row) or, elsewhere,
+    by insert-missing / lock / upsert. Either way the row lock makes a concurrent consumer
+    (or award grant) touching the same member wait, so no increment is lost; rows are
+    written in member id order, so two consumers cannot deadlock on them. ``award_points``
+    is never written here. Runs inside the consumer's batch transaction.
     """
     result = HandleResult()
     folds: dict[int, _Fold] = {}
@@ -98,6 +112,62 @@ def metrics_fold_cli_invocations(events: Sequence[TelemetryEvent]) -> HandleResu
         return result
 
     ids = sorted(folds)
+    if is_postgresql():
+        _fold_write_postgresql(folds, ids)
+    else:
+        _fold_write_portable(folds, ids)
+    result.touched_member_ids.update(ids)
+    return result
+
+
+# The batch's deltas arrive as EXCLUDED; t0 is the stored row, locked by the upsert and read
+# at its latest committed version (a concurrent writer is waited for, never overwritten).
+_FOLD_MERGE = """
+ON CONFLICT (member_id) DO UPDATE SET
+    event_counts = (
+        SELECT coalesce(jsonb_object_agg(k, n), '{}'::jsonb) FROM (
+            SELECT k, sum(n)::bigint AS n FROM (
+                SELECT key AS k, value::bigint AS n FROM jsonb_each_text(t0.event_counts)
+                UNION ALL
+                SELECT key, value::bigint FROM jsonb_each_text(EXCLUDED.event_counts)
+            ) AS parts GROUP BY k
+        ) AS summed
+    ),
+    active_dates = (
+        SELECT coalesce(jsonb_agg(d ORDER BY d), '[]'::jsonb) FROM (
+            SELECT value AS d FROM jsonb_array_elements_text(t0.active_dates)
+            UNION
+            SELECT value FROM jsonb_array_elements_text(EXCLUDED.active_dates)
+        ) AS dates
+    ),
+    total_events = t0.total_events + EXCLUDED.total_events,
+    first_event_at = LEAST(t0.first_event_at, EXCLUDED.first_event_at),
+    last_event_at = GREATEST(t0.last_event_at, EXCLUDED.last_event_at),
+    updated_at = EXCLUDED.updated_at
+"""
+
+
+def _fold_write_postgresql(folds: dict[int, _Fold], ids: list[int]) -> None:
+    """One statement: insert new members' rows, merge the deltas into existing ones."""
+    now = timezone.now()
+    rows = [
+        (
+            i,
+            dict(folds[i].counts),
+            sorted(folds[i].dates),
+            folds[i].total,
+            0,
+            folds[i].first,
+            folds[i].last,
+            now,
+        )
+        for i in ids
+    ]
+    pg_insert(MemberMetrics, _INSERT_COLUMNS, rows, on_conflict=_FOLD_MERGE)
+
+
+def _fold_write_portable(folds: dict[int, _Fold], ids: list[int]) -> None:
+    """Three statements: insert missing rows, lock them all, upsert the merged rows."""
     # Create the rows first so there is always a row to lock: two consumers folding the
     # first events of one member would otherwise both "insert" and the second would
     # overwrite the first's counts.
@@ -128,5 +198,3 @@ def metrics_fold_cli_invocations(events: Sequence[TelemetryEvent]) -> HandleResu
     MemberMetrics.objects.bulk_create(
         rows, update_conflicts=True, unique_fields=["member"], update_fields=_FOLD_FIELDS
     )
-    result.touched_member_ids.update(ids)
-    return result

@@ -30,6 +30,7 @@ from scoring.models import (
     UserScore,
 )
 from scoring.pipeline import RunKind, pipeline_run_record
+from scoring.sql import insert_rows, upsert_rows
 from scoring.tiers import tier_for_total, tiers_all
 
 
@@ -53,7 +54,8 @@ class ScoreResult:
         return self.tier != self.previous_tier
 
 
-_SCORE_FIELDS = [
+_SCORE_COLUMNS = [
+    "member_id",
     "username",
     "activity_score",
     "award_points",
@@ -63,6 +65,16 @@ _SCORE_FIELDS = [
     "active_days",
     "computed_at",
 ]
+_HISTORY_COLUMNS = [
+    "member_id",
+    "recorded_at",
+    "activity_score",
+    "award_points",
+    "total_score",
+    "tier",
+]
+_CLAIM_COLUMNS = ["member_id", "tier", "claimed_at", "total_at_claim"]
+_CHANGE_COLUMNS = ["member_id", "from_tier", "to_tier", "cause", "total_score", "changed_at"]
 
 
 def utc_today() -> date:
@@ -114,21 +126,23 @@ def scores_refresh(
             return {}
         # Missing score rows are created first so that every member has a row to lock. In
         # member id order, like the lock below, so two refreshes cannot deadlock on inserts.
-        UserScore.objects.bulk_create(
-            [UserScore(member_id=i, username=usernames[i], computed_at=now) for i in ids],
+        insert_rows(
+            UserScore,
+            _SCORE_COLUMNS,
+            [(i, usernames[i], 0, 0, 0, 1, 0, 0, now) for i in ids],
             ignore_conflicts=True,
         )
         current = {
-            s.member_id: s
-            for s in UserScore.objects.select_for_update()
+            member_id: (total, tier)
+            for member_id, total, tier in UserScore.objects.select_for_update()
             .filter(member_id__in=ids)
             .order_by("member_id")
-            .only("member_id", "total_score", "tier")
+            .values_list("member_id", "total_score", "tier")
         }
         # Read only after the lock: whatever committed before we got it is included.
         metrics = {
-            row["member_id"]: row
-            for row in MemberMetrics.objects.filter(member_id__in=ids).values(
+            member_id: tuple(row)
+            for member_id, *row in MemberMetrics.objects.filter(member_id__in=ids).values_list(
                 "member_id", "event_counts", "active_dates", "award_points"
             )
         }
@@ -139,88 +153,63 @@ def scores_refresh(
             claimed[member_id].add(tier)
 
         results: dict[int, ScoreResult] = {}
-        rows: list[UserScore] = []
-        history: list[ScoreHistory] = []
-        claims: list[TierBadgeClaim] = []
-        changes: list[TierChange] = []
+        rows: list[tuple] = []
+        history: list[tuple] = []
+        claims: list[tuple] = []
+        changes: list[tuple] = []
         for member_id in ids:
             m = metrics.get(member_id)
+            event_counts, active_dates, award_points = m if m else ({}, [], 0)
             breakdown = activity_score(
-                event_counts=m["event_counts"] if m else {},
-                active_dates=m["active_dates"] if m else [],
+                event_counts=event_counts,
+                active_dates=active_dates,
                 as_of=as_of,
                 constants=constants,
             )
-            award_points = m["award_points"] if m else 0
-            total = breakdown.activity + award_points
+            activity = breakdown.activity
+            total = activity + award_points
             tier = tier_for_total(total).ordinal
-            before = current[member_id]
+            previous_total, previous_tier = current[member_id]
             rows.append(
-                UserScore(
-                    member_id=member_id,
-                    username=usernames[member_id],
-                    activity_score=breakdown.activity,
-                    award_points=award_points,
-                    total_score=total,
-                    tier=tier,
-                    streak_days=breakdown.streak_days,
-                    active_days=len(set(m["active_dates"])) if m else 0,
-                    computed_at=now,
+                (
+                    member_id,
+                    usernames[member_id],
+                    activity,
+                    award_points,
+                    total,
+                    tier,
+                    breakdown.streak_days,
+                    len(set(active_dates)),
+                    now,
                 )
             )
-            if total != before.total_score:
-                history.append(
-                    ScoreHistory(
-                        member_id=member_id,
-                        recorded_at=now,
-                        activity_score=breakdown.activity,
-                        award_points=award_points,
-                        total_score=total,
-                        tier=tier,
-                    )
-                )
+            if total != previous_total:
+                history.append((member_id, now, activity, award_points, total, tier))
             new_claims = tuple(
                 o for o in tier_ordinals if o <= tier and o not in claimed[member_id]
             )
-            claims.extend(
-                TierBadgeClaim(member_id=member_id, tier=o, claimed_at=now, total_at_claim=total)
-                for o in new_claims
-            )
-            if tier != before.tier:
-                changes.append(
-                    TierChange(
-                        member_id=member_id,
-                        from_tier=before.tier,
-                        to_tier=tier,
-                        cause=cause,
-                        total_score=total,
-                        changed_at=now,
-                    )
-                )
+            claims.extend((member_id, o, now, total) for o in new_claims)
+            if tier != previous_tier:
+                changes.append((member_id, previous_tier, tier, cause, total, now))
             results[member_id] = ScoreResult(
                 member_id=member_id,
-                previous_total=before.total_score,
+                previous_total=previous_total,
                 total_score=total,
-                activity_score=breakdown.activity,
+                activity_score=activity,
                 award_points=award_points,
-                previous_tier=before.tier,
+                previous_tier=previous_tier,
                 tier=tier,
                 new_claims=new_claims,
             )
 
         # INSERT ... ON CONFLICT DO UPDATE rather than bulk_update: bulk_update builds one
         # CASE per field with a branch per row, which PostgreSQL evaluates in O(rows²).
-        UserScore.objects.bulk_create(
-            rows, update_conflicts=True, unique_fields=["member"], update_fields=_SCORE_FIELDS
-        )
-        if history:
-            ScoreHistory.objects.bulk_create(history)
-        if claims:
-            # The claims were read under the score-row lock, so nothing else inserts them
-            # meanwhile; ignore_conflicts only guards rows written outside scores_refresh.
-            TierBadgeClaim.objects.bulk_create(claims, ignore_conflicts=True)
-        if changes:
-            TierChange.objects.bulk_create(changes)
+        upsert_rows(UserScore, _SCORE_COLUMNS, rows, unique="member", update=_SCORE_COLUMNS[1:])
+        insert_rows(ScoreHistory, _HISTORY_COLUMNS, history)
+        # The claims were read under the score-row lock, so nothing else inserts them
+        # meanwhile; ignoring conflicts only guards rows written outside scores_refresh.
+        insert_rows(TierBadgeClaim, _CLAIM_COLUMNS, claims, ignore_conflicts=True)
+        insert_rows(TierChange, _CHANGE_COLUMNS, changes)
     return results
 
 
