@@ -10,6 +10,7 @@ as little as possible. A warm-up period is sent and not counted.
 import http.client
 import json
 import multiprocessing
+import queue
 import random
 import time
 from dataclasses import dataclass
@@ -171,8 +172,18 @@ def ingest_load(
     ]
     for proc in procs:
         proc.start()
-    for _ in procs:
-        ready.get(timeout=120)
+    waiting = len(procs)
+    deadline = time.monotonic() + 120
+    while waiting:
+        try:
+            ready.get(timeout=0.5)
+            waiting -= 1
+        except queue.Empty:
+            dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            if dead or time.monotonic() > deadline:
+                for proc in procs:
+                    proc.kill()
+                raise RuntimeError(f"load generator processes failed to start ({dead})") from None
     go.set()
     parts = [results.get(timeout=warmup_s + seconds + 300) for _ in procs]
     for proc in procs:

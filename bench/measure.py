@@ -440,6 +440,18 @@ class Bench:
         probe.close()
         if answer.status != 202:
             raise NotAvailable(f"POST /ingest answered {answer.status}: {answer.body[:200]!r}")
+        # Every worker imports the ingest code and opens its database and broker
+        # connections on its first requests: a discarded round of load gets that done.
+        ingest_load(
+            host="127.0.0.1",
+            port=self.port,
+            keys=self.ingest_keys,
+            batch=100,
+            clients=self.config.ingest_clients,
+            seconds=1.0,
+            warmup_s=0.0,
+            seed=self.config.seed - 1,
+        )
         pending_before = self.count(TelemetryEvent, "status = 'pending'")
         accepted_total = 0
         warmup = min(1.0, self.config.size.ingest_seconds / 3)
