@@ -94,12 +94,14 @@ def main(argv: list[str] | None = None) -> int:
 def _run(config: Config, args: argparse.Namespace) -> int:
     started = time.perf_counter()
     measured_at = datetime.now(UTC)
+    # Other work on the machine slows every figure; the load average says how busy it was.
+    load_at_start = round(os.getloadavg()[0], 2)
     config.out_dir.mkdir(parents=True, exist_ok=True)
     config.var_dir.mkdir(parents=True, exist_ok=True)
     db = database_name(config.bench_db_url)
     print(
         f"bench: size={config.size.name} database={db} redis={config.redis_url or '(none)'} "
-        f"cores={os.cpu_count()} python={platform.python_version()}",
+        f"cores={os.cpu_count()} load={load_at_start} python={platform.python_version()}",
         flush=True,
     )
     pg.database_recreate(config.bench_db_url)
@@ -161,6 +163,8 @@ def _run(config: Config, args: argparse.Namespace) -> int:
         "bench_size": config.size.name,
         "measured_at": measured_at.isoformat(timespec="seconds"),
         "cores": os.cpu_count(),
+        "load_avg_start": load_at_start,
+        "load_avg_end": round(os.getloadavg()[0], 2),
         "members": results.facts.get("members"),
         "events": results.facts.get("events"),
         "awards": results.facts.get("awards"),
@@ -179,8 +183,8 @@ def _run(config: Config, args: argparse.Namespace) -> int:
             ceiling=figures.get("copy_rows_per_s"),
             subtitle=(
                 f"{config.size.name} data set, {os.cpu_count()} cores, "
-                f"{config.ingest_clients} client processes, measured "
-                f"{measured_at:%Y-%m-%d %H:%M} UTC"
+                f"{config.ingest_clients} client processes, load average {load_at_start} "
+                f"at start, {measured_at:%Y-%m-%d %H:%M} UTC"
             ),
         )
         (config.out_dir / "bench-throughput.svg").write_text(svg)
