@@ -32,7 +32,11 @@ class HtmxLoginRedirectMiddleware:
             and response.status_code == 302
             and response["Location"].startswith(str(settings.LOGIN_URL))
         ):
-            return HttpResponseClientRedirect(response["Location"])
+            # After logging in, come back to the page the user was on, not to the fragment
+            # endpoint the HTMX request called (often POST-only, e.g. a validation view).
+            page = request.htmx.current_url_abs_path
+            location = redirect_to_login(page)["Location"] if page else response["Location"]
+            return HttpResponseClientRedirect(location)
         return response
 
 

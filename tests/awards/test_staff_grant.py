@@ -202,6 +202,21 @@ def test_anonymous_is_sent_to_login_and_htmx_gets_a_full_page_redirect(client, m
     assert not Award.objects.exists()
 
 
+def test_htmx_login_redirect_returns_to_the_page_not_the_fragment_endpoint(client, member):
+    headers = {
+        "HX-Request": "true",
+        "HX-Target": "field-points",
+        "HX-Current-URL": f"http://testserver/staff/members/{member.username}/?tab=1",
+    }
+    response = client.post("/staff/awards/validate", {"points": "5"}, headers=headers)
+    assert response["HX-Redirect"] == (
+        f"/accounts/login/?next=/staff/members/{member.username}/%3Ftab%3D1"
+    )
+    foreign = {**headers, "HX-Current-URL": "https://elsewhere.example/phish"}
+    response = client.post("/staff/awards/validate", {"points": "5"}, headers=foreign)
+    assert response["HX-Redirect"] == "/accounts/login/?next=/staff/awards/validate"
+
+
 def test_staff_without_grant_permission_gets_403(client, member):
     viewer = UserFactory(username="viewer", staff=True)
     viewer.user_permissions.add(Permission.objects.get(codename="view_award"))
