@@ -10,11 +10,11 @@ and the rolling window: a score "as of" a day never sees the future (a CLI clock
 ahead only counts once that day arrives). They still count nothing twice: dates are a set.
 """
 
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from fractions import Fraction
-from math import floor
 from typing import Any
 
 
@@ -22,11 +22,12 @@ from typing import Any
 class ScoringConstants:
     """Every constant of the formula, as exact numbers (names as in ``settings.SCORING``)."""
 
-    base_points: Fraction = Fraction(10)
-    group_cap: Fraction = Fraction(1000)
+    # Whole numbers are kept as ints so the common case is integer arithmetic.
+    base_points: Fraction | int = 10
+    group_cap: Fraction | int = 1000
     # Per-group caps overriding ``group_cap`` (lower-cased group name → cap).
-    group_caps: Mapping[str, Fraction] = field(default_factory=dict)
-    diversity_bonus: Fraction = Fraction(50)
+    group_caps: Mapping[str, Fraction | int] = field(default_factory=dict)
+    diversity_bonus: Fraction | int = 50
     streak_step: Fraction = Fraction(2, 100)
     streak_max: Fraction = Fraction(3, 2)
     rolling_bonus: Fraction = Fraction(1, 2)
@@ -45,6 +46,10 @@ _SETTING_KEYS: dict[str, tuple[str, str]] = {
     "ROLLING_BONUS": ("rolling_bonus", "num"),
     "ROLLING_DAYS": ("rolling_days", "int"),
 }
+
+
+def _whole_as_int(value: Fraction) -> Fraction | int:
+    return value.numerator if value.denominator == 1 else value
 
 
 def exact(value: Any) -> Fraction:
@@ -73,7 +78,7 @@ def constants_from_mapping(overrides: Mapping[str, Any]) -> ScoringConstants:
         attribute, kind = _SETTING_KEYS[key]
         try:
             if kind == "caps":
-                value: Any = {str(g).lower(): exact(v) for g, v in dict(raw).items()}
+                value: Any = {str(g).lower(): _whole_as_int(exact(v)) for g, v in dict(raw).items()}
                 if any(v < 0 for v in value.values()):
                     raise ValueError("caps must not be negative")
             elif kind == "int":
@@ -81,7 +86,7 @@ def constants_from_mapping(overrides: Mapping[str, Any]) -> ScoringConstants:
                 if value != raw or value < 1:
                     raise ValueError("must be a whole number ≥ 1")
             else:
-                value = exact(raw)
+                value = _whole_as_int(exact(raw))
                 if value < 0:
                     raise ValueError("must not be negative")
         except (TypeError, ValueError) as exc:
@@ -106,34 +111,37 @@ class ActivityBreakdown:
     rolling_active_days: int
 
 
-def _as_date(value: date | str) -> date:
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(value)
-
-
-def _dates_until(active_dates: Iterable[date | str], as_of: date) -> set[date]:
-    return {d for d in map(_as_date, active_dates) if d <= as_of}
+def _day_numbers(active_dates: Iterable[date | str], as_of: date) -> list[int]:
+    """The distinct active dates up to ``as_of`` as sorted day numbers (``toordinal``)."""
+    until = as_of.toordinal()
+    days = set()
+    for value in active_dates:
+        day = (date.fromisoformat(value) if isinstance(value, str) else value).toordinal()
+        if day <= until:
+            days.add(day)
+    return sorted(days)
 
 
 def streak_days(*, active_dates: Iterable[date | str], as_of: date) -> int:
     """Consecutive active days ending at the latest active date, if that is ``as_of`` or
     the day before; otherwise 0 (the streak is broken). Dates after ``as_of`` are ignored."""
-    return _streak(_dates_until(active_dates, as_of), as_of)
+    return _streak(_day_numbers(active_dates, as_of), as_of)
 
 
-def _streak(days: set[date], as_of: date) -> int:
-    if not days:
+def _streak(days: list[int], as_of: date) -> int:
+    if not days or days[-1] < as_of.toordinal() - 1:
         return 0
-    latest = max(days)
-    if latest < as_of - timedelta(days=1):
-        return 0
-    run = 0
-    day = latest
-    while day in days:
+    run, index = 1, len(days) - 1
+    while index > 0 and days[index - 1] == days[index] - 1:
         run += 1
-        day -= timedelta(days=1)
+        index -= 1
     return run
+
+
+def _ratio(value: Fraction | int) -> tuple[int, int]:
+    if isinstance(value, int):
+        return value, 1
+    return value.numerator, value.denominator
 
 
 def activity_score(
@@ -153,34 +161,44 @@ def activity_score(
     - activity = floor((base + diversity) * streak_mult * rolling_mult), exact until the floor.
 
     Group names are compared lower-cased against ``GROUP_CAPS``; groups with a count ≤ 0
-    contribute nothing (neither base nor diversity).
+    contribute nothing (neither base nor diversity). The product is computed as one integer
+    numerator over one integer denominator and floored by integer division: exact, and
+    fast enough for a batch of tens of thousands of members.
     """
     c = constants
-    base = Fraction(0)
+    base: Fraction | int = 0
     groups = 0
     for group, count in event_counts.items():
         if count <= 0:
             continue
         groups += 1
-        cap = c.group_caps.get(group.lower(), c.group_cap)
+        cap = c.group_caps.get(group.lower(), c.group_cap) if c.group_caps else c.group_cap
         base += min(count * c.base_points, cap)
     diversity = c.diversity_bonus * groups
 
-    days = _dates_until(active_dates, as_of)
+    days = _day_numbers(active_dates, as_of)
     streak = _streak(days, as_of)
-    streak_mult = min(1 + c.streak_step * max(streak - 1, 0), c.streak_max)
+    step_n, step_d = _ratio(c.streak_step)
+    max_n, max_d = _ratio(c.streak_max)
+    # 1 + step x (streak - 1) = (step_d + step_n x (streak - 1)) / step_d, capped at max.
+    streak_n, streak_d = step_d + step_n * max(streak - 1, 0), step_d
+    if streak_n * max_d > max_n * streak_d:
+        streak_n, streak_d = max_n, max_d
 
-    window_start = as_of - timedelta(days=c.rolling_days - 1)
-    rolling_active = sum(1 for d in days if d >= window_start)
-    rolling_mult = 1 + c.rolling_bonus * Fraction(rolling_active, c.rolling_days)
+    rolling_active = len(days) - bisect_left(days, as_of.toordinal() - c.rolling_days + 1)
+    bonus_n, bonus_d = _ratio(c.rolling_bonus)
+    # 1 + bonus x active / days = (bonus_d x days + bonus_n x active) / (bonus_d x days).
+    rolling_n = bonus_d * c.rolling_days + bonus_n * rolling_active
+    rolling_d = bonus_d * c.rolling_days
 
-    activity = floor((base + diversity) * streak_mult * rolling_mult)
+    sum_n, sum_d = _ratio(base + diversity)
+    activity = (sum_n * streak_n * rolling_n) // (sum_d * streak_d * rolling_d)
     return ActivityBreakdown(
         activity=activity,
-        base=base,
-        diversity=diversity,
+        base=Fraction(base),
+        diversity=Fraction(diversity),
         streak_days=streak,
-        streak_mult=streak_mult,
-        rolling_mult=rolling_mult,
+        streak_mult=Fraction(streak_n, streak_d),
+        rolling_mult=Fraction(rolling_n, rolling_d),
         rolling_active_days=rolling_active,
     )

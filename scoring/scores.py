@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from scoring.constants import scoring_constants
@@ -30,7 +30,7 @@ from scoring.models import (
     UserScore,
 )
 from scoring.pipeline import RunKind, pipeline_run_record
-from scoring.sql import insert_rows, upsert_rows
+from scoring.sql import insert_rows, is_postgresql, upsert_rows
 from scoring.tiers import tier_for_total, tiers_all
 
 
@@ -82,6 +82,19 @@ def utc_today() -> date:
     return datetime.now(UTC).date()
 
 
+def _scores_lock(member_ids: list[int]) -> dict[int, tuple[int, int, str]]:
+    """Lock these members' score rows; member id → (total, tier, username)."""
+    if not member_ids:
+        return {}
+    return {
+        member_id: (total, tier, username)
+        for member_id, total, tier, username in UserScore.objects.select_for_update(of=("self",))
+        .filter(member_id__in_ids=member_ids)
+        .order_by("member_id")
+        .values_list("member_id", "total_score", "tier", "member__username")
+    }
+
+
 def scores_refresh(
     *,
     member_ids: Iterable[int],
@@ -115,39 +128,40 @@ def scores_refresh(
     tier_ordinals = [t.ordinal for t in tiers_all()]
 
     with transaction.atomic():
-        usernames = dict(
-            get_user_model()
-            .objects.filter(pk__in=wanted)
-            .order_by("pk")
-            .values_list("pk", "username")
-        )
-        ids = sorted(usernames)
+        # Lock the existing score rows (member id order, so concurrent refreshes of
+        # overlapping members cannot deadlock); the join brings the current username along.
+        current = _scores_lock(wanted)
+        missing = [i for i in wanted if i not in current]
+        if missing:
+            users = dict(
+                get_user_model()
+                .objects.filter(pk__in_ids=missing)
+                .order_by("pk")
+                .values_list("pk", "username")
+            )
+            # A member's first refresh creates the row, then locks it like the others: a
+            # row inserted meanwhile by a concurrent refresh is waited for and read after
+            # that refresh commits, never overwritten from stale zeros.
+            insert_rows(
+                UserScore,
+                _SCORE_COLUMNS,
+                [(i, name, 0, 0, 0, 1, 0, 0, now) for i, name in users.items()],
+                ignore_conflicts=True,
+            )
+            current.update(_scores_lock(list(users)))
+        ids = sorted(current)
         if not ids:
             return {}
-        # Missing score rows are created first so that every member has a row to lock. In
-        # member id order, like the lock below, so two refreshes cannot deadlock on inserts.
-        insert_rows(
-            UserScore,
-            _SCORE_COLUMNS,
-            [(i, usernames[i], 0, 0, 0, 1, 0, 0, now) for i in ids],
-            ignore_conflicts=True,
-        )
-        current = {
-            member_id: (total, tier)
-            for member_id, total, tier in UserScore.objects.select_for_update()
-            .filter(member_id__in=ids)
-            .order_by("member_id")
-            .values_list("member_id", "total_score", "tier")
-        }
+        usernames = {member_id: row[2] for member_id, row in current.items()}
         # Read only after the lock: whatever committed before we got it is included.
         metrics = {
             member_id: tuple(row)
-            for member_id, *row in MemberMetrics.objects.filter(member_id__in=ids).values_list(
+            for member_id, *row in MemberMetrics.objects.filter(member_id__in_ids=ids).values_list(
                 "member_id", "event_counts", "active_dates", "award_points"
             )
         }
         claimed: dict[int, set[int]] = defaultdict(set)
-        for member_id, tier in TierBadgeClaim.objects.filter(member_id__in=ids).values_list(
+        for member_id, tier in TierBadgeClaim.objects.filter(member_id__in_ids=ids).values_list(
             "member_id", "tier"
         ):
             claimed[member_id].add(tier)
@@ -169,7 +183,7 @@ def scores_refresh(
             activity = breakdown.activity
             total = activity + award_points
             tier = tier_for_total(total).ordinal
-            previous_total, previous_tier = current[member_id]
+            previous_total, previous_tier, _ = current[member_id]
             rows.append(
                 (
                     member_id,
@@ -213,25 +227,53 @@ def scores_refresh(
     return results
 
 
-def _score_batch_once(*, batch_size: int, as_of: date | None) -> tuple[int, int]:
-    """Claim and score one batch of snapshots; returns (snapshots claimed, members scored)."""
-    with transaction.atomic(durable=True):
-        # SKIP LOCKED: snapshots another worker has claimed are left to it, never waited on
-        # or scored twice. The claimed ids stay locked until this transaction ends.
+def _snapshots_claim(*, batch_size: int) -> list[int]:
+    """Claim up to ``batch_size`` pending snapshots (oldest first), mark them processed and
+    return their member ids (one per snapshot).
+
+    SKIP LOCKED: snapshots another worker has claimed are left to it, never waited on or
+    scored twice; the claimed rows stay locked until the batch transaction ends, and a
+    rollback leaves them pending. On PostgreSQL claim and mark are one ``UPDATE ... WHERE id
+    IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING``.
+    """
+    now = timezone.now()
+    if not is_postgresql():
         claimed = list(
             MetricsSnapshot.objects.select_for_update(skip_locked=True)
             .filter(processed_at__isnull=True)
             .order_by("id")
             .values_list("id", "member_id")[:batch_size]
         )
+        if claimed:
+            MetricsSnapshot.objects.filter(id__in_ids=[sid for sid, _ in claimed]).update(
+                processed_at=now
+            )
+        return [member_id for _, member_id in claimed]
+    table = connection.ops.quote_name(MetricsSnapshot._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {table} SET processed_at = %s
+            WHERE id IN (
+                SELECT id FROM {table} WHERE processed_at IS NULL
+                ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
+            )
+            RETURNING member_id
+            """,  # noqa: S608 - identifiers from model metadata; values are parameters
+            [now, batch_size],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _score_batch_once(*, batch_size: int, as_of: date | None) -> tuple[int, int]:
+    """Claim and score one batch of snapshots; returns (snapshots claimed, members scored)."""
+    with transaction.atomic(durable=True):
+        claimed = _snapshots_claim(batch_size=batch_size)
         if not claimed:
             return 0, 0
-        MetricsSnapshot.objects.filter(id__in=[sid for sid, _ in claimed]).update(
-            processed_at=timezone.now()
-        )
         # A snapshot only says "refresh this member": the refresh reads the live metrics,
         # which are at least as new as the newest snapshot of the member.
-        members = {member_id for _, member_id in claimed}
+        members = set(claimed)
         scores_refresh(member_ids=members, cause=TierChange.Cause.ACTIVITY, as_of=as_of)
         return len(claimed), len(members)
 

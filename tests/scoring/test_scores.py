@@ -150,12 +150,16 @@ def test_batch_second_run_is_a_no_op(member):
     score = UserScore.objects.get(member=member)
     with CaptureQueriesContext(connection) as queries:
         assert scores_process_batch(as_of=AS_OF) == 0
+    # The only write statement is the claim itself (on PostgreSQL an UPDATE ... RETURNING),
+    # and it matched no row.
     writes = [
         q["sql"]
         for q in queries.captured_queries
         if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
+        and "FOR UPDATE SKIP LOCKED" not in q["sql"]
     ]
     assert writes == []
+    assert len(queries.captured_queries) <= 3  # BEGIN/claim/COMMIT or the savepoint forms
     assert ScoreHistory.objects.count() == 1
     assert UserScore.objects.get(member=member).computed_at == score.computed_at
     assert PipelineRun.objects.get(kind="score_batch").runs == 1
