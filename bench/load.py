@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bench.datagen import cli_event, fake_uuid
-from bench.web import percentile
+from bench.web import Connection, percentile
 
 ID_MARK = "@@EVENT-ID@@"
 TEMPLATES_PER_CLIENT = 8
@@ -76,7 +76,7 @@ def _client(
 ) -> None:
     rng = random.Random(seed)
     templates = _templates(rng, batch, fake_uuid(rng))
-    conn = http.client.HTTPConnection(host, port, timeout=120)
+    conn = Connection(host, port, timeout=120)
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     accepted = duplicates = 0

@@ -8,6 +8,7 @@ for: connect, request, response.
 import html
 import http.client
 import re
+import socket
 import time
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
@@ -22,6 +23,20 @@ NEXT_LINKS = (
     re.compile(rb'<a\b[^>]*\bhref="([^"]+)"[^>]*>\s*(?:next|older|more)\b', re.I),
     re.compile(rb'\bhx-get="([^"]+)"[^>]*>\s*(?:next|older|load more|more)\b', re.I),
 )
+
+
+class Connection(http.client.HTTPConnection):
+    """An HTTP connection with Nagle's algorithm off, as browsers and Deno's fetch use.
+
+    ``http.client`` sends a request's headers and body in two writes; with Nagle on, the
+    body waits for the server to acknowledge the headers, and Linux delays that ACK by up
+    to 40 ms, which would be measured as server latency on every POST.
+    """
+
+    def connect(self) -> None:
+        """Connect, then disable Nagle."""
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def percentile(values: list[float], pct: float) -> float | None:
@@ -48,7 +63,7 @@ class Session:
 
     def __init__(self, host: str, port: int, timeout: float = 60.0) -> None:
         self.host, self.port = host, port
-        self.conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        self.conn = Connection(host, port, timeout=timeout)
         self.cookies: dict[str, str] = {}
 
     def close(self) -> None:
