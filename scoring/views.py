@@ -48,10 +48,7 @@ def ingest(request: HttpRequest) -> JsonResponse:
             )
             response["Retry-After"] = str(retry_after)
             return response
-        payload = ingest_request_parse(request)
-        result = events_ingest(
-            api_key=api_key, payload=payload.data, text_checked=payload.text_checked
-        )
+        result = events_ingest(api_key=api_key, payload=ingest_request_parse(request))
     except IngestRejected as rejected:
         response = JsonResponse(rejected.body, status=rejected.status)
         for header, value in rejected.headers.items():

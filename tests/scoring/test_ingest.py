@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from scoring import ratelimit, registry
 from scoring.apikeys import api_key_create, api_key_revoke
+from scoring.ingest import IngestRejected, IngestResult, events_ingest
 from scoring.models import TelemetryEvent
 from scoring.registry import EventType, FieldError, HandleResult
 from tests.factories import UserFactory
@@ -17,6 +18,7 @@ from tests.factories import UserFactory
 pytestmark = pytest.mark.django_db
 
 URL = "/ingest"
+NUL = "\x00"
 
 
 def cli_event(n: int = 0, **overrides):
@@ -253,6 +255,48 @@ def test_escaped_backslash_before_u0000_is_ordinary_text(client, raw_key):
     assert TelemetryEvent.objects.get().properties["path"] == "C:\\u0000dir"
 
 
+def test_zeros_and_ordinary_floats_are_kept(client, raw_key):
+    event = cli_event()
+    event["properties"].update(zero=0.0, negative_zero=-0.0, tiny=5e-324, big=1.5e308)
+
+    response = post(client, json.dumps(event).replace("0.0,", "0e7,", 1), raw_key)
+
+    assert response.status_code == 202
+    properties = TelemetryEvent.objects.get().properties
+    assert properties["zero"] == 0
+    assert properties["tiny"] == 5e-324
+    assert float(properties["big"]) == 1.5e308  # jsonb may print it as an integer
+
+
+def test_service_accepts_a_decoded_payload(ingest_key):
+    api_key, _ = ingest_key
+    batch = {"events": [cli_event(1), cli_event(2), cli_event(1)]}
+
+    result = events_ingest(api_key=api_key, payload=batch)
+
+    assert result == IngestResult(accepted=2, duplicates=1)
+    stored = TelemetryEvent.objects.get(insert_id="inv-000002")
+    assert stored.properties == cli_event(2)["properties"]
+    assert stored.event == "cli_invocation"
+    assert stored.distinct_id == "device-7f3a"
+    assert stored.member == api_key.owner
+
+
+def test_service_scans_a_decoded_payload_for_unstorable_text(ingest_key):
+    event = cli_event()
+    event["properties"]["note"] = f"nul{NUL}"
+
+    with pytest.raises(IngestRejected) as rejected:
+        events_ingest(api_key=ingest_key[0], payload={"events": [event], "meta": NUL})
+
+    assert rejected.value.status == 400
+    assert {(e["index"], e["field"]) for e in rejected.value.body["errors"]} == {
+        (0, "properties.note"),
+        (None, "meta"),
+    }
+    assert not TelemetryEvent.objects.exists()
+
+
 def test_non_ascii_text_and_emoji_are_kept(client, raw_key):
     event = cli_event(distinct_id="bögwälker-🐸")
     event["properties"]["note"] = "marsh 沼 \U0001f438"
@@ -280,8 +324,6 @@ def test_request_with_events_wakes_the_consumer_after_commit(
 
 
 # --- 400 ------------------------------------------------------------------------------------
-
-NUL = "\x00"
 
 
 def _without(key):
@@ -334,6 +376,19 @@ def _props(**changes):
         (_props(invocation__command=["model"]), "properties.invocation.command"),
         (_props(startedAt="not a time"), "properties.startedAt"),
         (_props(startedAt=12), "properties.startedAt"),
+        (_props(completedAt="later"), "properties.completedAt"),
+        (_props(durationMs="2100"), "properties.durationMs"),
+        (_props(durationMs=True), "properties.durationMs"),
+        (_props(platform={}), "properties.platform"),
+        (_props(swampVersion=1.4), "properties.swampVersion"),
+        (_props(denoVersion=[]), "properties.denoVersion"),
+        (_props(result="ok"), "properties.result"),
+        (_props(result__status=0), "properties.result.status"),
+        (_props(result__exitCode=0.5), "properties.result.exitCode"),
+        (_props(invocation__subcommand=3), "properties.invocation.subcommand"),
+        (_props(invocation__args="fit.yaml"), "properties.invocation.args"),
+        (_props(invocation__optionKeys={}), "properties.invocation.optionKeys"),
+        (_props(invocation__globalOptions=[]), "properties.invocation.globalOptions"),
         (_props(id=...), "insert_id"),
         (_props(id=""), "properties.id"),
         (_props(id="i" * 101), "properties.id"),
@@ -341,6 +396,8 @@ def _props(**changes):
         (cli_event(event=f"cli_invocation{NUL}"), "event"),
         (_props(invocation__args=["ok", f"b{NUL}d"]), "properties.invocation.args[1]"),
         (_props(**{f"ke{NUL}y": "v"}), "properties.ke\\u0000y"),
+        (_props(**{"": NUL}), 'properties[""]'),
+        (_props(**{"a": [NUL]}), "properties.a[0]"),
         (_props(note="\ud800 lone surrogate"), "properties.note"),
     ],
 )
@@ -351,6 +408,20 @@ def test_invalid_event_is_refused_naming_the_field(client, raw_key, event, field
     assert (0, field) in errors_of(response)
     assert all(error["message"] for error in response.json()["errors"])
     assert not TelemetryEvent.objects.exists()
+
+
+def test_cli_invocation_needs_only_the_command(client, raw_key):
+    minimal = {
+        "event": "cli_invocation",
+        "distinct_id": "d",
+        "properties": {
+            "id": "minimal-1",
+            "invocation": {"command": "data", "subcommand": None},
+            "result": None,
+        },
+    }
+
+    assert post(client, minimal, raw_key).status_code == 202
 
 
 def test_unregistered_event_type_needs_an_insert_id(client, raw_key):
@@ -422,6 +493,8 @@ def test_exactly_the_batch_limit_is_accepted(client, raw_key):
         b'{"a": NaN}',
         b'{"a": -Infinity}',
         b'{"a": 1e400}',
+        b'{"a": 1e-400}',  # would silently become 0.0
+        b'{"a": 0.' + b"0" * 120 + b"1}",
         b'{"a": "raw \x01 control"}',
         b"[" * 33 + b"]" * 33,  # one level too deep
         b'{"a":' * 40 + b"1" + b"}" * 40,

@@ -7,6 +7,7 @@ import pytest
 from django.db import connection, connections
 from django.test import Client
 
+from scoring.ingest import IngestPayload, IngestRejected, events_ingest
 from scoring.models import TelemetryEvent
 from tests.scoring.test_ingest import cli_event
 
@@ -104,3 +105,20 @@ def test_database_outage_answers_503_and_recovers(ingest_key, woken):
     assert retry.status_code == 202
     assert TelemetryEvent.objects.count() == 1
     assert woken == ["scoring.events_consume"]
+
+
+def test_value_the_database_refuses_is_a_400_not_a_500(ingest_key):
+    # A number PostgreSQL's numeric cannot hold, in text the parser let through (the
+    # body parser refuses such numbers itself; this is the last line of defence).
+    api_key, _ = ingest_key
+    event = cli_event()
+    text = json.dumps(event).replace('"durationMs": 2100', '"durationMs": 1e-20000')
+
+    with pytest.raises(IngestRejected) as rejected:
+        events_ingest(
+            api_key=api_key, payload=IngestPayload(data=event, text=text, text_checked=True)
+        )
+
+    assert rejected.value.status == 400
+    assert rejected.value.body["field"] == "body"
+    assert not TelemetryEvent.objects.exists()

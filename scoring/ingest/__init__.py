@@ -1,0 +1,111 @@
+"""Telemetry ingest (SPEC §4): read the request body, validate every event, store them at once.
+
+A request is handled in three steps, each of which may refuse it with an
+``IngestRejected`` carrying the HTTP answer:
+
+1. ``ingest_request_parse`` (``body``) — Content-Type (415), size (413), UTF-8 and JSON
+   (400), nesting depth (400), and a scan of the text for escapes PostgreSQL cannot store.
+2. ``events_validate`` (``events``) — the shape of the body and of every event (400, all
+   errors at once), the scope each event type needs (403), the event types' own checks
+   (400) and conflicts with stored state (409).
+3. ``events_insert`` (``store``) — one set-based ``INSERT ... ON CONFLICT (insert_id) DO
+   NOTHING`` for the whole request; known ``insert_id`` values count as duplicates.
+
+Validation is all-or-nothing: one bad event and nothing is stored.
+"""
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import DataError, connection, transaction
+from django.utils import timezone
+
+from scoring.ingest.body import (
+    MAX_DEPTH,
+    IngestPayload,
+    IngestRejected,
+    ingest_request_parse,
+    request_error,
+)
+from scoring.ingest.events import (
+    AWARD,
+    CLI_INVOCATION,
+    MAX_INSERT_ID_LENGTH,
+    MAX_NAME_LENGTH,
+    cli_invocation_default_insert_id,
+    cli_invocation_validate,
+    events_validate,
+    parse_timestamp,
+)
+from scoring.ingest.store import events_insert
+from scoring.models import ApiKey
+from scoring.tasks import consumer_wake
+
+__all__ = [
+    "AWARD",
+    "CLI_INVOCATION",
+    "MAX_DEPTH",
+    "MAX_INSERT_ID_LENGTH",
+    "MAX_NAME_LENGTH",
+    "IngestPayload",
+    "IngestRejected",
+    "IngestResult",
+    "cli_invocation_default_insert_id",
+    "cli_invocation_validate",
+    "events_ingest",
+    "ingest_request_parse",
+    "parse_timestamp",
+]
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What one request stored: new events and already-seen ``insert_id`` values."""
+
+    accepted: int
+    duplicates: int
+
+
+def events_ingest(*, api_key: ApiKey, payload: IngestPayload | Any) -> IngestResult:
+    """Validate and store one ingest request's events for ``api_key``'s owner.
+
+    ``payload`` is the parsed request (``ingest_request_parse``) or a decoded JSON value:
+    one event object or ``{"events": [...]}`` with 1..``INGEST_MAX_EVENTS`` events.
+
+    Guarantees: all-or-nothing — any invalid event raises ``IngestRejected`` (400 with
+    every error, 403 for a missing scope, 409 for a conflict with stored state) and nothing
+    is stored; otherwise every new event is stored pending with one INSERT, and
+    ``insert_id`` values already stored (or repeated within the request) are counted as
+    duplicates and never stored twice. The member is always the key's owner, whatever
+    ``distinct_id`` or the properties say. After commit the consumer is woken (a broker
+    outage never fails the request). Connection errors propagate; a value the database
+    still refuses (e.g. a number beyond PostgreSQL's numeric range) is a 400.
+
+    Storage is a single statement, atomic by itself, so outside a transaction it runs in
+    autocommit (no BEGIN/COMMIT round trips on the hot path); inside a caller's
+    transaction it runs in a savepoint, so a refused value leaves that transaction usable.
+    """
+    if isinstance(payload, IngestPayload):
+        data, text, text_checked = payload.data, payload.text, payload.text_checked
+    else:
+        data, text, text_checked = payload, None, False
+    now = timezone.now()
+    rows = events_validate(api_key=api_key, payload=data, now=now, text_checked=text_checked)
+    guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    try:
+        with guard:
+            accepted = events_insert(
+                api_key=api_key,
+                rows=rows,
+                now=now,
+                events_json=text,
+                batch=type(data) is dict and "events" in data,
+            )
+    except DataError as exc:
+        raise request_error(
+            "invalid_events", "body", f"a value cannot be stored: {str(exc).splitlines()[0]}"
+        ) from None
+    if accepted:
+        consumer_wake()
+    return IngestResult(accepted=accepted, duplicates=len(rows) - accepted)

@@ -1,0 +1,364 @@
+"""Validating ingest events: the common fields, each type's scope and checks, conflicts.
+
+The loop is the hot path of ingest (up to 1000 events a request), so it uses plain
+dictionary access and type checks, and consults the registry once per event type.
+"""
+
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any
+
+from django.conf import settings
+
+from scoring.ingest.body import IngestRejected, request_error
+from scoring.models import ApiKey
+from scoring.registry import FieldError, event_type_get
+
+MAX_NAME_LENGTH = 200  # event, distinct_id
+MAX_INSERT_ID_LENGTH = 100
+MAX_COMMAND_LENGTH = 100
+# Longer than any ISO-8601 date-time; keeps hostile input away from the parser.
+MAX_TIMESTAMP_LENGTH = 64
+MAX_TEXT_ERRORS_PER_EVENT = 10
+
+CLI_INVOCATION = "cli_invocation"
+AWARD = "award"
+
+NAME_MESSAGE = f"must be a non-empty string of at most {MAX_NAME_LENGTH} characters"
+INSERT_ID_MESSAGE = f"must be a non-empty string of at most {MAX_INSERT_ID_LENGTH} characters"
+TEXT_MESSAGE = "must not contain NUL (\\u0000) or unpaired surrogate characters"
+
+# Characters PostgreSQL cannot store in text or jsonb.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """An ISO-8601 date-time as an aware UTC datetime (naive means UTC), or None if invalid."""
+    if type(value) is not str or len(value) > MAX_TIMESTAMP_LENGTH:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _is_short_text(value: Any, max_length: int) -> bool:
+    return type(value) is str and 0 < len(value) <= max_length and not value.isspace()
+
+
+def _path(parent: str, key: Any) -> str:
+    # Dotted, with unstorable characters spelled as escapes (``a.ke\u0000y``) so the path
+    # itself is readable; an empty key is ``a[""]``.
+    key = _UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", str(key))
+    if not key:
+        return f'{parent}[""]'
+    return f"{parent}.{key}" if parent else key
+
+
+def unstorable_fields(value: Any) -> Iterator[str]:
+    """Paths of every string or key in ``value`` that PostgreSQL cannot store."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            if _UNSTORABLE.search(node):
+                yield path
+        elif isinstance(node, dict):
+            for key, child in reversed(node.items()):
+                if _UNSTORABLE.search(str(key)):
+                    yield _path(path, key)
+                else:
+                    stack.append((child, _path(path, key)))
+        elif isinstance(node, list):
+            stack.extend((child, f"{path}[{i}]") for i, child in reversed(list(enumerate(node))))
+
+
+_Check = tuple[Callable[[Any], bool], str]
+_STRING: _Check = (lambda value: type(value) is str, "must be a string")
+_ARRAY: _Check = (lambda value: type(value) is list, "must be an array")
+_OBJECT: _Check = (lambda value: type(value) is dict, "must be an object")
+_INTEGER: _Check = (lambda value: type(value) is int, "must be an integer")
+_NUMBER: _Check = (lambda value: type(value) in (int, float), "must be a number")
+_TIMESTAMP: _Check = (
+    lambda value: parse_timestamp(value) is not None,
+    "must be an ISO-8601 date-time",
+)
+# The types the swamp CLI sends (SPEC §4), checked when a field is present and not null;
+# the consumer needs only the command and startedAt, so the rest may be absent.
+_CLI_TYPES: dict[str, _Check] = {
+    "startedAt": _TIMESTAMP,
+    "completedAt": _TIMESTAMP,
+    "durationMs": _NUMBER,
+    "swampVersion": _STRING,
+    "denoVersion": _STRING,
+    "platform": _STRING,
+    "result": _OBJECT,
+}
+_CLI_INVOCATION_TYPES: dict[str, _Check] = {
+    "subcommand": _STRING,
+    "args": _ARRAY,
+    "optionKeys": _ARRAY,
+    "globalOptions": _OBJECT,
+}
+_CLI_RESULT_TYPES: dict[str, _Check] = {"status": _STRING, "exitCode": _INTEGER}
+
+
+def _types_check(
+    errors: list[FieldError], values: Mapping[str, Any], types: dict[str, _Check], prefix: str
+) -> None:
+    for key, (check, message) in types.items():
+        value = values.get(key)
+        if value is not None and not check(value):
+            errors.append(FieldError(f"{prefix}{key}", message))
+
+
+def cli_invocation_validate(event: Mapping[str, Any], api_key: ApiKey) -> list[FieldError]:
+    """The ``cli_invocation`` checks beyond the common ones.
+
+    ``properties.invocation`` must be an object whose ``command`` is a non-empty string of
+    at most 100 characters (its lower-cased value is the command group); ``properties.id``
+    (the default ``insert_id``) a non-empty string of at most 100 characters when it is
+    used. The other fields the CLI sends must have its types when present and not null:
+    ``startedAt``/``completedAt`` ISO-8601, ``durationMs`` a number, ``swampVersion``,
+    ``denoVersion``, ``platform`` strings, ``result`` an object with a string ``status``
+    and an integer ``exitCode``, ``invocation.subcommand`` a string, ``args`` and
+    ``optionKeys`` arrays, ``globalOptions`` an object. Extra properties are kept as sent.
+    """
+    properties = event.get("properties")
+    if not isinstance(properties, Mapping):
+        return [FieldError("properties", "must be an object")]
+    errors: list[FieldError] = []
+    invocation = properties.get("invocation")
+    if not isinstance(invocation, Mapping):
+        errors.append(FieldError("properties.invocation", "must be an object"))
+    else:
+        if not _is_short_text(invocation.get("command"), MAX_COMMAND_LENGTH):
+            errors.append(
+                FieldError(
+                    "properties.invocation.command",
+                    f"must be a non-empty string of at most {MAX_COMMAND_LENGTH} characters",
+                )
+            )
+        _types_check(errors, invocation, _CLI_INVOCATION_TYPES, "properties.invocation.")
+    _types_check(errors, properties, _CLI_TYPES, "properties.")
+    result = properties.get("result")
+    if type(result) is dict:
+        _types_check(errors, result, _CLI_RESULT_TYPES, "properties.result.")
+    event_id = properties.get("id")
+    if (
+        event.get("insert_id") is None
+        and event_id is not None
+        and not _is_short_text(event_id, MAX_INSERT_ID_LENGTH)
+    ):
+        errors.append(FieldError("properties.id", INSERT_ID_MESSAGE))
+    return errors
+
+
+def cli_invocation_default_insert_id(event: Mapping[str, Any], api_key: ApiKey) -> str | None:
+    """The ``insert_id`` of a ``cli_invocation`` sent without one: ``properties.id``."""
+    properties = event.get("properties")
+    if isinstance(properties, Mapping):
+        event_id = properties.get("id")
+        if isinstance(event_id, str):
+            return event_id
+    return None
+
+
+@dataclass(frozen=True)
+class _Handling:
+    """How ingest treats one event type: the registry's entry over the built-in fallback."""
+
+    scope: str
+    validate: Callable[[Mapping[str, Any], ApiKey], list[FieldError]] | None = None
+    conflict: Callable[[Sequence[Mapping[str, Any]], ApiKey], str | None] | None = None
+    default_insert_id: Callable[[Mapping[str, Any], ApiKey], str | None] | None = None
+
+
+# The contract for the two known types holds even before (or without) their registration:
+# ``cli_invocation`` is validated here, and ``award`` always needs the ``award`` scope.
+_BUILTIN = {
+    CLI_INVOCATION: _Handling(
+        scope=ApiKey.SCOPE_INGEST,
+        validate=cli_invocation_validate,
+        default_insert_id=cli_invocation_default_insert_id,
+    ),
+    AWARD: _Handling(scope=ApiKey.SCOPE_AWARD),
+}
+_UNREGISTERED = _Handling(scope=ApiKey.SCOPE_INGEST)
+
+
+def _handling(name: str) -> _Handling:
+    builtin = _BUILTIN.get(name, _UNREGISTERED)
+    registered = event_type_get(name)
+    if registered is None:
+        return builtin
+    return _Handling(
+        scope=registered.scope,
+        validate=registered.validate or builtin.validate,
+        conflict=registered.conflict,
+        default_insert_id=registered.default_insert_id or builtin.default_insert_id,
+    )
+
+
+def events_of(payload: Any) -> tuple[list[Any], bool]:
+    """The events of a body and whether it was a batch; 400 for any other shape."""
+    if type(payload) is not dict:
+        raise request_error(
+            "invalid_events", "body", 'must be an event object or {"events": [...]}'
+        )
+    if "events" not in payload:
+        return [payload], False
+    events = payload["events"]
+    limit = settings.INGEST_MAX_EVENTS
+    if type(events) is not list:
+        raise request_error("invalid_events", "events", "must be a list of events")
+    if not 1 <= len(events) <= limit:
+        raise request_error(
+            "invalid_events", "events", f"must hold 1 to {limit} events, got {len(events)}"
+        )
+    return events, True
+
+
+def _text_errors(payload: Any, events: list[Any], batch: bool) -> list[dict[str, Any]]:
+    """An error for each unstorable string or key: per event, then elsewhere in the body."""
+    errors = []
+    for index, event in enumerate(events):
+        if type(event) is dict:
+            errors.extend(
+                {"index": index, "field": field, "message": TEXT_MESSAGE}
+                for field in islice(unstorable_fields(event), MAX_TEXT_ERRORS_PER_EVENT)
+            )
+    if batch:
+        # Other keys of the batch object are not stored but reach the database with it.
+        rest = {key: value for key, value in payload.items() if key != "events"}
+        errors.extend(
+            {"index": None, "field": field, "message": TEXT_MESSAGE}
+            for field in islice(unstorable_fields(rest), MAX_TEXT_ERRORS_PER_EVENT)
+        )
+    return errors
+
+
+Row = tuple[str, str, str, datetime, dict[str, Any]]
+
+
+def events_validate(
+    *, api_key: ApiKey, payload: Any, now: datetime, text_checked: bool
+) -> list[Row]:
+    """Validate a body's events and check conflicts; return one row per event, in order.
+
+    A row is ``(insert_id, event, distinct_id, timestamp, properties)``; a missing
+    ``timestamp`` is ``now``, a missing ``insert_id`` the type's default. Raises
+    ``IngestRejected``: 400 for the body's shape; 403 for the first event whose type needs
+    a scope the key lacks (that event is not validated further); else 400 listing every
+    invalid field of every event; else 409 when a type's conflict check objects.
+    """
+    events, batch = events_of(payload)
+    errors = [] if text_checked else _text_errors(payload, events, batch)
+    # Events with unstorable text skip the remaining checks: type checks may query the
+    # database with these strings, and PostgreSQL would refuse them.
+    skip = {error["index"] for error in errors}
+    handlings: dict[str, _Handling] = {}
+    forbidden: dict[str, Any] | None = None
+    rows: list[Row] = []
+    conflict_checks: dict[str, list[Mapping[str, Any]]] = {}
+    scopes = api_key.scopes
+
+    for index, event in enumerate(events):
+        if type(event) is not dict:
+            errors.append({"index": index, "field": "events", "message": "must be an object"})
+            continue
+        if index in skip:
+            continue
+        error_count = len(errors)
+
+        name = event.get("event")
+        name_ok = type(name) is str and 0 < len(name) <= MAX_NAME_LENGTH and not name.isspace()
+        if not name_ok:
+            errors.append({"index": index, "field": "event", "message": NAME_MESSAGE})
+        distinct_id = event.get("distinct_id")
+        if not _is_short_text(distinct_id, MAX_NAME_LENGTH):
+            errors.append({"index": index, "field": "distinct_id", "message": NAME_MESSAGE})
+        insert_id = event.get("insert_id")
+        if insert_id is not None and not _is_short_text(insert_id, MAX_INSERT_ID_LENGTH):
+            errors.append({"index": index, "field": "insert_id", "message": INSERT_ID_MESSAGE})
+        timestamp = event.get("timestamp")
+        if timestamp is None:
+            timestamp = now
+        else:
+            timestamp = parse_timestamp(timestamp)
+            if timestamp is None:
+                errors.append(
+                    {
+                        "index": index,
+                        "field": "timestamp",
+                        "message": "must be an ISO-8601 date-time",
+                    }
+                )
+        properties = event.get("properties")
+        properties_ok = type(properties) is dict
+        if not properties_ok:
+            errors.append(
+                {
+                    "index": index,
+                    "field": "properties",
+                    "message": "is required" if properties is None else "must be an object",
+                }
+            )
+        if not name_ok:
+            continue
+
+        handling = handlings.get(name)
+        if handling is None:
+            handling = handlings[name] = _handling(name)
+        if handling.scope not in scopes:
+            if forbidden is None:
+                forbidden = {
+                    "error": "forbidden",
+                    "index": index,
+                    "field": "event",
+                    "scope": handling.scope,
+                    "message": f"this API key lacks the {handling.scope!r} scope "
+                    f"that {name!r} events need",
+                }
+            continue
+        if handling.validate is not None and properties_ok:
+            errors.extend(
+                {"index": index, "field": error.field, "message": error.message}
+                for error in handling.validate(event, api_key)
+            )
+        if len(errors) > error_count:
+            continue
+        if insert_id is None:
+            if handling.default_insert_id is not None:
+                insert_id = handling.default_insert_id(event, api_key)
+            if not _is_short_text(insert_id, MAX_INSERT_ID_LENGTH):
+                hint = " (or properties.id)" if handling.default_insert_id else ""
+                errors.append(
+                    {
+                        "index": index,
+                        "field": "insert_id",
+                        "message": f"is required{hint}: {INSERT_ID_MESSAGE}",
+                    }
+                )
+                continue
+        rows.append((insert_id, name, distinct_id, timestamp, properties))
+        if handling.conflict is not None:
+            conflict_checks.setdefault(name, []).append(event)
+
+    if forbidden is not None:
+        raise IngestRejected(403, forbidden)
+    if errors:
+        errors.sort(key=lambda error: -1 if error["index"] is None else error["index"])
+        raise IngestRejected(400, {"error": "invalid_events", "errors": errors})
+    for name, checked in conflict_checks.items():
+        conflict = handlings[name].conflict
+        message = conflict(checked, api_key) if conflict else None
+        if message:
+            raise IngestRejected(409, {"error": "conflict", "event": name, "message": message})
+    return rows

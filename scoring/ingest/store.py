@@ -1,0 +1,92 @@
+"""Storing a request's events: one INSERT ... ON CONFLICT (insert_id) DO NOTHING.
+
+Rows are inserted in request order; an ``insert_id`` already stored, or repeated earlier in
+the same request, conflicts and is skipped (DO NOTHING also sees rows inserted earlier by
+the same statement), so the first occurrence wins. RETURNING counts what was new.
+"""
+
+import json
+from datetime import datetime
+
+from django.db import connection
+
+from scoring.ingest.events import Row
+from scoring.models import ApiKey, TelemetryEvent
+
+_COLUMNS = (
+    "insert_id",
+    "event",
+    "distinct_id",
+    "timestamp",
+    "properties",
+    "api_key",
+    "member",
+    "received_at",
+    "status",
+    "error",
+)
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _names() -> tuple[str, str, str]:
+    meta = TelemetryEvent._meta
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(meta.get_field(name).column) for name in _COLUMNS)
+    return qn(meta.db_table), columns, qn(meta.get_field("insert_id").column)
+
+
+def events_insert(
+    *, api_key: ApiKey, rows: list[Row], now: datetime, events_json: str | None, batch: bool
+) -> int:
+    """Insert ``rows`` for ``api_key``'s owner in one statement; return how many were new.
+
+    ``events_json`` is the JSON text the rows were validated from (the request body: an
+    event, or a batch object when ``batch``) or None. On PostgreSQL the properties are
+    taken from that text by the server, so they are never re-encoded in Python; only each
+    row's ``insert_id`` and normalized timestamp travel beside it.
+    """
+    table, columns, insert_id_column = _names()
+    constants = [api_key.pk, api_key.owner_id, now, TelemetryEvent.Status.PENDING, ""]
+    if connection.vendor == "postgresql":
+        if events_json is None:
+            events_json = _dumps([_event_of(row) for row in rows])
+            events_sql = "%s::jsonb"
+        elif batch:
+            events_sql = "%s::jsonb -> 'events'"
+        else:
+            events_sql = "jsonb_build_array(%s::jsonb)"
+        sql = (
+            # Identifiers come from the model and are quoted; every value is a parameter.
+            f"INSERT INTO {table} ({columns}) "  # noqa: S608
+            "SELECT r.m ->> 0, r.b ->> 'event', r.b ->> 'distinct_id', "
+            "(r.m ->> 1)::timestamptz, r.b -> 'properties', %s, %s, %s, %s, %s "
+            "FROM ROWS FROM (json_array_elements(%s::json), "
+            f"jsonb_array_elements({events_sql})) WITH ORDINALITY AS r(m, b, n) "
+            f"ORDER BY r.n ON CONFLICT ({insert_id_column}) DO NOTHING "
+            f"RETURNING {insert_id_column}"
+        )
+        meta = _dumps([[row[0], row[3].isoformat()] for row in rows])
+        params = [*constants, meta, events_json]
+    else:
+        # SQLite: the rows travel as one JSON array, unpacked by json_each in order.
+        # ``WHERE true`` resolves SQLite's parsing ambiguity between an upsert's ON CONFLICT
+        # and a join constraint after INSERT ... SELECT.
+        adapt = connection.ops.adapt_datetimefield_value
+        constants[2] = adapt(now)
+        sql = (
+            f"INSERT INTO {table} ({columns}) "  # noqa: S608
+            "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
+            "json_extract(value, '$[2]'), json_extract(value, '$[3]'), "
+            "json_extract(value, '$[4]'), %s, %s, %s, %s, %s "
+            "FROM json_each(%s) WHERE true ORDER BY key "
+            f"ON CONFLICT ({insert_id_column}) DO NOTHING RETURNING {insert_id_column}"
+        )
+        params = [*constants, _dumps([[i, e, d, adapt(t), p] for i, e, d, t, p in rows])]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return len(cursor.fetchall())
+
+
+def _event_of(row: Row) -> dict:
+    _insert_id, name, distinct_id, _timestamp, properties = row
+    return {"event": name, "distinct_id": distinct_id, "properties": properties}
