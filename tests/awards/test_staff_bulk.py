@@ -14,6 +14,16 @@ from awards.services import award_grant
 from scoring.models import MemberMetrics, TierChange, UserScore
 from tests.factories import UserFactory
 
+# The real-worker fixtures (Celery subprocesses on the test database and this Redis db).
+from tests.scoring.test_pipeline_integration import (
+    _worker_args,
+    celery_env,  # noqa: F401 (a fixture start_celery uses)
+    needs_postgres,
+    needs_redis,
+    start_celery,  # noqa: F401 (a fixture)
+    wait_for,
+)
+
 pytestmark = pytest.mark.django_db
 
 URL = "/staff/awards/bulk"
@@ -369,3 +379,41 @@ def test_job_fails_naming_rows_when_the_database_changed_since_the_dry_run(staff
     assert job.status == "failed"
     assert "Row 3 (heron)" in job.error
     assert not Award.objects.exists()  # the chunk is all or nothing
+
+
+# --- a real worker ----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@needs_postgres
+@needs_redis
+@pytest.mark.django_db(transaction=True)
+def test_large_file_is_granted_by_a_real_worker(staff_client, members, start_celery):  # noqa: F811
+    rows = 1_200  # over SYNC_MAX_ROWS: the confirmation queues awards.bulk_grant
+    names = ["bog", "fen", "heron"]
+    content = "".join(f"{names[n % 3]},{n % 7 + 1},Census tally number {n}\n" for n in range(rows))
+    dry = staff_client.post(URL, {"file": upload(content, name="census.csv")})
+    report = dry.context["report"]
+    assert len(report.new_rows) == rows
+    start_celery(*_worker_args())
+    response = staff_client.post(URL, {"token": str(report.job.token)})
+    assert response.status_code == 302
+    job = BulkGrantJob.objects.get()
+    wait_for(
+        lambda: BulkGrantJob.objects.filter(pk=job.pk, status="done").exists(),
+        timeout=120,
+        what="the worker to finish the bulk job",
+    )
+    job.refresh_from_db()
+    assert (job.granted_count, job.processed_rows, job.skipped_count) == (rows, rows, 0)
+    assert Award.objects.filter(source="bulk").count() == rows
+    expected = dict.fromkeys(names, 0)
+    for n in range(rows):
+        expected[names[n % 3]] += n % 7 + 1
+    points = dict(MemberMetrics.objects.values_list("member__username", "award_points"))
+    assert points == expected
+    assert {
+        s.member.username: s.total_score for s in UserScore.objects.select_related("member")
+    } == expected
+    page = staff_client.get(f"/staff/awards/bulk/{job.token}")
+    assert "1,200 awards granted" in page.content.decode()
