@@ -2,7 +2,8 @@
 
 Rows are inserted in request order; an ``insert_id`` already stored, or repeated earlier in
 the same request, conflicts and is skipped (DO NOTHING also sees rows inserted earlier by
-the same statement), so the first occurrence wins. RETURNING counts what was new.
+the same statement), so the first occurrence wins. The statement's row count is what was
+new: skipped rows are not counted.
 """
 
 import json
@@ -62,8 +63,7 @@ def events_insert(
             "(r.m ->> 1)::timestamptz, r.b -> 'properties', %s, %s, %s, %s, %s "
             "FROM ROWS FROM (json_array_elements(%s::json), "
             f"jsonb_array_elements({events_sql})) WITH ORDINALITY AS r(m, b, n) "
-            f"ORDER BY r.n ON CONFLICT ({insert_id_column}) DO NOTHING "
-            f"RETURNING {insert_id_column}"
+            f"ORDER BY r.n ON CONFLICT ({insert_id_column}) DO NOTHING"
         )
         meta = _dumps([[row[0], row[3].isoformat()] for row in rows])
         params = [*constants, meta, events_json]
@@ -79,12 +79,13 @@ def events_insert(
             "json_extract(value, '$[2]'), json_extract(value, '$[3]'), "
             "json_extract(value, '$[4]'), %s, %s, %s, %s, %s "
             "FROM json_each(%s) WHERE true ORDER BY key "
-            f"ON CONFLICT ({insert_id_column}) DO NOTHING RETURNING {insert_id_column}"
+            f"ON CONFLICT ({insert_id_column}) DO NOTHING"
         )
         params = [*constants, _dumps([[i, e, d, adapt(t), p] for i, e, d, t, p in rows])]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return len(cursor.fetchall())
+        # The row count of INSERT ... ON CONFLICT DO NOTHING counts only inserted rows.
+        return cursor.rowcount
 
 
 def _event_of(row: Row) -> dict:
