@@ -134,6 +134,9 @@ def ingest_request_parse(request: HttpRequest) -> IngestPayload:
         raise request_error("invalid_json", "body", "the body could not be read") from None
     if len(body) > max_bytes:
         raise too_large
+    if not body.strip():
+        # Also what a chunked upload without Content-Length looks like to a WSGI app.
+        raise request_error("invalid_json", "body", "is empty")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
