@@ -50,10 +50,7 @@ def ingest(request: HttpRequest) -> JsonResponse:
             return response
         result = events_ingest(api_key=api_key, payload=ingest_request_parse(request))
     except IngestRejected as rejected:
-        response = JsonResponse(rejected.body, status=rejected.status)
-        for header, value in rejected.headers.items():
-            response[header] = value
-        return response
+        return JsonResponse(rejected.body, status=rejected.status)
     except (OperationalError, InterfaceError):
         logger.warning("ingest: database unavailable", exc_info=True)
         response = json_error(503, "unavailable", message="database unavailable; retry later")

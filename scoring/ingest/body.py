@@ -33,13 +33,12 @@ class IngestPayload:
 
 
 class IngestRejected(Exception):
-    """A refused ingest request: the HTTP status, JSON body and extra headers to answer."""
+    """A refused ingest request: the HTTP status and JSON body to answer with."""
 
-    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None):
+    def __init__(self, status: int, body: dict[str, Any]):
         super().__init__(body.get("message") or body.get("error"))
         self.status = status
         self.body = body
-        self.headers = headers or {}
 
 
 def request_error(error: str, field: str, message: str) -> IngestRejected:
