@@ -79,42 +79,40 @@ def unstorable_fields(value: Any) -> Iterator[str]:
             stack.extend((child, f"{path}[{i}]") for i, child in reversed(list(enumerate(node))))
 
 
-_Check = tuple[Callable[[Any], bool], str]
-_STRING: _Check = (lambda value: type(value) is str, "must be a string")
-_ARRAY: _Check = (lambda value: type(value) is list, "must be an array")
-_OBJECT: _Check = (lambda value: type(value) is dict, "must be an object")
-_INTEGER: _Check = (lambda value: type(value) is int, "must be an integer")
-_NUMBER: _Check = (lambda value: type(value) in (int, float), "must be a number")
-_TIMESTAMP: _Check = (
-    lambda value: parse_timestamp(value) is not None,
-    "must be an ISO-8601 date-time",
-)
 # The types the swamp CLI sends (SPEC §4), checked when a field is present and not null;
-# the consumer needs only the command and startedAt, so the rest may be absent.
-_CLI_TYPES: dict[str, _Check] = {
-    "startedAt": _TIMESTAMP,
-    "completedAt": _TIMESTAMP,
+# the consumer needs only the command and startedAt, so the rest may be absent. Exact
+# type tests: JSON gives plain types, and ``True`` must not pass for a number.
+_STRING = ((str,), "must be a string")
+_ARRAY = ((list,), "must be an array")
+_OBJECT = ((dict,), "must be an object")
+_INTEGER = ((int,), "must be an integer")
+_NUMBER = ((int, float), "must be a number")
+_CLI_TYPES = {
     "durationMs": _NUMBER,
     "swampVersion": _STRING,
     "denoVersion": _STRING,
     "platform": _STRING,
     "result": _OBJECT,
 }
-_CLI_INVOCATION_TYPES: dict[str, _Check] = {
+_CLI_TIMESTAMPS = ("startedAt", "completedAt")
+_CLI_INVOCATION_TYPES = {
     "subcommand": _STRING,
     "args": _ARRAY,
     "optionKeys": _ARRAY,
     "globalOptions": _OBJECT,
 }
-_CLI_RESULT_TYPES: dict[str, _Check] = {"status": _STRING, "exitCode": _INTEGER}
+_CLI_RESULT_TYPES = {"status": _STRING, "exitCode": _INTEGER}
 
 
 def _types_check(
-    errors: list[FieldError], values: Mapping[str, Any], types: dict[str, _Check], prefix: str
+    errors: list[FieldError],
+    values: Mapping[str, Any],
+    types: dict[str, tuple[tuple[type, ...], str]],
+    prefix: str,
 ) -> None:
-    for key, (check, message) in types.items():
+    for key, (allowed, message) in types.items():
         value = values.get(key)
-        if value is not None and not check(value):
+        if value is not None and type(value) not in allowed:
             errors.append(FieldError(f"{prefix}{key}", message))
 
 
@@ -131,11 +129,12 @@ def cli_invocation_validate(event: Mapping[str, Any], api_key: ApiKey) -> list[F
     ``optionKeys`` arrays, ``globalOptions`` an object. Extra properties are kept as sent.
     """
     properties = event.get("properties")
-    if not isinstance(properties, Mapping):
+    # ``type() is dict`` first: JSON gives dicts, and the ABC check is slow on this path.
+    if type(properties) is not dict and not isinstance(properties, Mapping):
         return [FieldError("properties", "must be an object")]
     errors: list[FieldError] = []
     invocation = properties.get("invocation")
-    if not isinstance(invocation, Mapping):
+    if type(invocation) is not dict and not isinstance(invocation, Mapping):
         errors.append(FieldError("properties.invocation", "must be an object"))
     else:
         if not _is_short_text(invocation.get("command"), MAX_COMMAND_LENGTH):
@@ -147,6 +146,10 @@ def cli_invocation_validate(event: Mapping[str, Any], api_key: ApiKey) -> list[F
             )
         _types_check(errors, invocation, _CLI_INVOCATION_TYPES, "properties.invocation.")
     _types_check(errors, properties, _CLI_TYPES, "properties.")
+    for key in _CLI_TIMESTAMPS:
+        value = properties.get(key)
+        if value is not None and parse_timestamp(value) is None:
+            errors.append(FieldError(f"properties.{key}", "must be an ISO-8601 date-time"))
     result = properties.get("result")
     if type(result) is dict:
         _types_check(errors, result, _CLI_RESULT_TYPES, "properties.result.")
