@@ -1,0 +1,108 @@
+"""PostgreSQL unavailable: ingest answers 503 — never 202 — and nothing is half-written.
+
+A real gunicorn serves the app; its only road to PostgreSQL is a TCP forwarder the test can
+cut. The test process itself talks to PostgreSQL directly, so it sees exactly what the
+server committed.
+"""
+
+import pytest
+
+from scoring.apikeys import api_key_create
+from scoring.models import TelemetryEvent
+from tests.factories import UserFactory
+from tests.reliability.harness import TcpCutoff, http_post_json, wait_until
+from tests.reliability.payloads import cli_event, cli_events
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+WEB_PORT = 8172
+
+
+@pytest.fixture
+def cutoff(transactional_db):
+    """A forwarder to the test database's PostgreSQL server."""
+    from django.db import connection
+
+    settings_dict = connection.settings_dict
+    proxy = TcpCutoff(target=(settings_dict["HOST"] or "127.0.0.1", int(settings_dict["PORT"])))
+    proxy.accept()
+    yield proxy
+    proxy.refuse()
+
+
+@pytest.fixture
+def web(processes, cutoff):
+    """gunicorn whose DATABASE_URL points at the forwarder instead of PostgreSQL."""
+    url = processes.env()["DATABASE_URL"]
+    host_port = url.split("@", 1)[1].split("/", 1)[0]
+    proxied = url.replace(f"@{host_port}/", f"@127.0.0.1:{cutoff.port}/")
+    processes.web(port=WEB_PORT, env={"DATABASE_URL": proxied})
+    return f"http://127.0.0.1:{WEB_PORT}/ingest"
+
+
+@pytest.fixture
+def key_headers(transactional_db):
+    """An ingest key of a fresh member."""
+    _, raw = api_key_create(owner=UserFactory(username="mudskipper"), scopes=["ingest"])
+    return {"x-api-key": raw}
+
+
+def _stored(prefix: str) -> int:
+    return TelemetryEvent.objects.filter(insert_id__startswith=prefix).count()
+
+
+def test_ingest_answers_503_while_the_database_refuses_connections(web, cutoff, key_headers):
+    status, _, body = http_post_json(web, cli_event("before-1"), headers=key_headers)
+    assert (status, body) == (202, {"accepted": 1, "duplicates": 0})
+
+    cutoff.refuse()
+    for n in range(3):
+        status, headers, body = http_post_json(web, cli_event(f"down-{n}"), headers=key_headers)
+        assert status == 503, body
+        assert body["error"] == "unavailable"
+        assert int(headers["Retry-After"]) > 0
+    assert _stored("down-") == 0
+
+    cutoff.accept()
+
+    # The server recovers on its own (its broken connections are discarded), and a client
+    # retrying what got a 503 gets every event stored once.
+    def retried() -> bool:
+        status, _, _ = http_post_json(web, {"events": []}, headers=key_headers)
+        return status != 503
+
+    wait_until(retried, timeout=30, message="the server to reach PostgreSQL again")
+    status, _, body = http_post_json(
+        web, {"events": [cli_event(f"down-{n}") for n in range(3)]}, headers=key_headers
+    )
+    assert (status, body) == (202, {"accepted": 3, "duplicates": 0})
+    assert _stored("down-") == 3
+    assert _stored("before-") == 1
+
+
+@pytest.mark.parametrize(
+    "marker",
+    [
+        # The connection drops as the INSERT is sent: PostgreSQL never sees it.
+        rb"(?i)INSERT INTO \"?scoring_telemetryevent",
+        # The INSERT ran on the server but the COMMIT never arrives: PostgreSQL rolls back.
+        rb"(?i)\bCOMMIT\b",
+    ],
+    ids=["at-insert", "before-commit"],
+)
+def test_connection_lost_mid_request_stores_nothing_and_answers_503(
+    web, cutoff, key_headers, marker
+):
+    batch = {"events": cli_events("batch", 25)}
+    cutoff.cut_on(marker)
+    status, _, body = http_post_json(web, batch, headers=key_headers)
+    assert cutoff.cuts == 1, "the request never reached the statement the test cuts at"
+    assert status == 503, body
+    assert _stored("batch-") == 0
+
+    # Retrying the same batch stores all of it, once.
+    status, _, body = http_post_json(web, batch, headers=key_headers)
+    assert (status, body) == (202, {"accepted": 25, "duplicates": 0})
+    status, _, body = http_post_json(web, batch, headers=key_headers)
+    assert (status, body) == (202, {"accepted": 0, "duplicates": 25})
+    assert _stored("batch-") == 25
