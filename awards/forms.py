@@ -161,9 +161,9 @@ STATUS_CHOICES = [("", "Any"), ("active", "Active"), ("revoked", "Revoked")]
 class AwardFilterForm(forms.Form):
     """Filters of the award list; every field is optional."""
 
-    member = forms.CharField(required=False, max_length=150)
+    member = MemberField(required=False)
     category = forms.ChoiceField(required=False, choices=[("", "Any"), *Award.Category.choices])
-    granter = forms.CharField(required=False, max_length=150, label="Granted by")
+    granter = MemberField(required=False, label="Granted by")
     date_from = forms.DateField(
         required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
     )

@@ -63,7 +63,12 @@ def award_revoke_view(request: HttpRequest, award_id: int) -> HttpResponse:
         "in_row": in_row,
     }
     if request.method == "GET":
-        return render(request, TEMPLATE, {**context, "form": revoke_form_for(award)})
+        form = revoke_form_for(award)
+        if not in_row:
+            return render(request, TEMPLATE, {**context, "form": form})
+        # A history row opened its "Revoke…" disclosure: just the form, ready to type in.
+        form.fields["reason"].widget.attrs["autofocus"] = True
+        return render(request, f"{TEMPLATE}#revoke-form", {**context, "form": form})
 
     form = revoke_form_for(award, request.POST)
     if form.is_valid():

@@ -3,13 +3,12 @@
 import csv
 from collections.abc import Iterator
 
-from django.core.paginator import Paginator
 from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from awards.forms import AwardFilterForm
-from awards.selectors_staff import AwardFilters, award_list
+from awards.selectors_staff import AwardFilters, award_list, award_list_page
 from awards.views_staff._common import HtmxHttpRequest, render_page_or_fragment
 from swampclub.http import staff_permission_required
 
@@ -49,8 +48,12 @@ def award_list_view(request: HtmxHttpRequest) -> HttpResponse:
         return _csv_response(filters)
     page = None
     if filters is not None:
-        paginator = Paginator(award_list(filters=filters), PAGE_SIZE)
-        page = paginator.get_page(request.GET.get("page"))
+        page = award_list_page(
+            filters=filters,
+            before=request.GET.get("before", ""),
+            after=request.GET.get("after", ""),
+            size=PAGE_SIZE,
+        )
     context = {"form": form, "page": page, "filtered": any(request.GET.get(f) for f in form.fields)}
     status = 200 if valid else 422
     return render_page_or_fragment(
@@ -65,39 +68,76 @@ class _Echo:
         return value
 
 
-def _cell(value: object) -> object:
+def _cell(value: str) -> str:
     # A text cell starting with = + - @ (or a tab/CR) runs as a formula in spreadsheet
     # programs; a leading apostrophe keeps it text (OWASP "CSV injection").
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    if value[:1] in FORMULA_STARTS:
         return "'" + value
     return value
+
+
+FORMULA_STARTS = frozenset("=+-@\t\r")
 
 
 def _csv_rows(filters: AwardFilters) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_COLUMNS)
-    # ``iterator`` streams from a server-side cursor in chunks, so a 100,000-row export
-    # never holds the whole list in memory.
-    for award in award_list(filters=filters).iterator(chunk_size=2000):
-        revocation = getattr(award, "revocation", None)
-        row = [
-            award.pk,
-            award.granted_at.isoformat(),
-            award.recipient.username,
-            award.points,
-            award.category,
-            "yes" if award.public else "no",
-            award.reason,
-            award.staff_note,
-            award.granted_by.username if award.granted_by else "",
-            award.granted_by_text,
-            award.source,
-            award.idempotency_key,
-            revocation.revoked_at.isoformat() if revocation else "",
-            revocation.revoked_by.username if revocation and revocation.revoked_by else "",
-            revocation.reason if revocation else "",
-        ]
-        yield writer.writerow([_cell(value) for value in row])
+    rows = award_list(filters=filters).values_list(
+        "id",
+        "granted_at",
+        "recipient__username",
+        "points",
+        "category",
+        "public",
+        "reason",
+        "staff_note",
+        "granted_by__username",
+        "granted_by_text",
+        "source",
+        "idempotency_key",
+        "revocation__revoked_at",
+        "revocation__revoked_by__username",
+        "revocation__reason",
+    )
+    # Plain tuples from a server-side cursor, in chunks: a 100,000-row export never holds
+    # the list in memory and builds no model instances.
+    for row in rows.iterator(chunk_size=5000):
+        (
+            pk,
+            granted_at,
+            username,
+            points,
+            category,
+            public,
+            reason,
+            note,
+            granter,
+            granter_text,
+            source,
+            key,
+            revoked_at,
+            revoked_by,
+            revocation_reason,
+        ) = row
+        yield writer.writerow(
+            (
+                pk,
+                granted_at.isoformat(),
+                _cell(username),
+                points,
+                category,
+                "yes" if public else "no",
+                _cell(reason),
+                _cell(note),
+                _cell(granter or ""),
+                _cell(granter_text),
+                source,
+                _cell(key),
+                revoked_at.isoformat() if revoked_at else "",
+                _cell(revoked_by or ""),
+                _cell(revocation_reason or ""),
+            )
+        )
 
 
 def _csv_response(filters: AwardFilters) -> StreamingHttpResponse:

@@ -12,7 +12,6 @@ from awards.selectors_staff import (
     award_history_for_member_staff,
     member_detail,
 )
-from awards.views_revoke import revoke_form_for
 from awards.views_staff._common import HtmxHttpRequest, htmx_target, render_page_or_fragment
 from swampclub.http import staff_permission_required
 
@@ -38,10 +37,6 @@ def member_detail_view(request: HtmxHttpRequest, username: str) -> HttpResponse:
     if panel in (None, "award-history"):
         context["history"] = history = award_history_for_member_staff(member=member)
         context["history_limit"] = MEMBER_HISTORY_LIMIT
-        for award in history:
-            # One form per row, with ids of its own, so every label points at its field.
-            award.revoke_form = revoke_form_for(award)
-            award.revoke_form_id = f"revoke-form-{award.pk}"
         if len(history) >= MEMBER_HISTORY_LIMIT:
             context["history_total"] = award_count_for_member(member=member)
     if panel is None and request.user.has_perm("awards.add_award"):

@@ -71,7 +71,7 @@ def ledger(db):
 
 
 def reasons(response) -> list[str]:
-    return [a.reason for a in response.context["page"].object_list]
+    return [a.reason for a in response.context["page"].awards]
 
 
 @pytest.mark.parametrize(
@@ -127,16 +127,44 @@ def test_htmx_filter_returns_results_fragment(staff_client, ledger, htmx_headers
     assert "<form" not in html
 
 
-def test_pagination_keeps_filters(staff_client, ledger):
+def test_keyset_pages_walk_every_award_once_and_keep_filters(staff_client, ledger):
     member = UserFactory(username="many")
-    AwardFactory.create_batch(55, recipient=member, category="community")
+    moment = when(25)
+    # Ties on granted_at are settled by id, so no award is skipped or repeated.
+    AwardFactory.create_batch(120, recipient=member, category="community", granted_at=moment)
     first = staff_client.get(URL, {"member": "many"})
-    assert len(first.context["page"].object_list) == 50
+    page = first.context["page"]
+    assert (len(page.awards), page.total, page.newer) == (50, 120, None)
     html = first.content.decode()
-    assert "Page 1 of 2" in html
-    assert "?member=many&amp;page=2" in html
-    second = staff_client.get(URL, {"member": "many", "page": "2"})
-    assert len(second.context["page"].object_list) == 5
+    assert f"?member=many&amp;before={page.older}" in html
+    seen = [a.pk for a in page.awards]
+    pages = [page]
+    while pages[-1].older:
+        response = staff_client.get(URL, {"member": "many", "before": pages[-1].older})
+        pages.append(response.context["page"])
+        seen += [a.pk for a in pages[-1].awards]
+    assert [len(p.awards) for p in pages] == [50, 50, 20]
+    assert sorted(seen, reverse=True) == seen
+    assert len(set(seen)) == 120
+    # "Newer" from the last page returns the middle page exactly.
+    back = staff_client.get(URL, {"member": "many", "after": pages[2].newer})
+    assert [a.pk for a in back.context["page"].awards] == [a.pk for a in pages[1].awards]
+    # Newer again reaches the top: the first page with its own boundaries.
+    top = staff_client.get(URL, {"member": "many", "after": pages[1].newer})
+    assert [a.pk for a in top.context["page"].awards] == [a.pk for a in pages[0].awards]
+    assert top.context["page"].newer is None
+
+
+def test_unreadable_cursor_means_first_page(staff_client, ledger):
+    response = staff_client.get(URL, {"before": "yesterday"})
+    assert response.status_code == 200
+    assert len(response.context["page"].awards) == 5
+
+
+def test_unknown_member_filter_is_an_error_beside_the_field(staff_client, ledger):
+    response = staff_client.get(URL, {"member": "ghost"})
+    assert response.status_code == 422
+    assert "No member is called “ghost”" in response.content.decode()
 
 
 def test_csv_export_streams_filtered_rows_and_defuses_formulas(staff_client, ledger):
@@ -173,7 +201,7 @@ def test_query_count_does_not_grow_with_rows(staff_client, count, django_assert_
         award = AwardFactory(recipient=UserFactory(), granted_by=granter)
         if index % 2:
             AwardRevocationFactory(award=award, revoked_by=granter)
-    # Session, user, permissions (2), count, page.
+    # Session, user, permissions (2), page, count.
     with django_assert_max_num_queries(6):
         response = staff_client.get(URL)
     assert response.status_code == 200

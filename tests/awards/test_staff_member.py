@@ -95,17 +95,26 @@ def test_score_panel_reloads_alone(staff_client, bogwalker, htmx_headers):
     assert 'id="award-history"' not in html
 
 
-def test_each_history_row_has_its_own_revoke_form_ids(staff_client, bogwalker):
-    first = AwardFactory(recipient=bogwalker)
+def test_each_row_loads_its_own_revoke_form_when_opened(staff_client, bogwalker, htmx_headers):
+    first = AwardFactory(recipient=bogwalker, points=1_500)
     second = AwardFactory(recipient=bogwalker)
     html = staff_client.get(page_url(bogwalker)).content.decode()
     for award in (first, second):
-        assert f'action="/staff/awards/{award.pk}/revoke"' in html
-        assert f'<div id="revoke-form-{award.pk}"' in html
+        # Without JavaScript the disclosure links to the revoke page.
+        slot = f'<div id="revoke-form-{award.pk}" class="revoke-slot">'
+        assert f'{slot}<a href="/staff/awards/{award.pk}/revoke">' in html
         assert f'hx-target="#revoke-form-{award.pk}"' in html
-        assert "hx-confirm=" in html
-        assert f'id="id_revoke_{award.pk}_reason"' in html
-        assert f'for="id_revoke_{award.pk}_reason"' in html
+    assert 'hx-trigger="toggle once"' in html
+    headers = {**htmx_headers, "HX-Target": f"revoke-form-{first.pk}"}
+    fragment = staff_client.get(f"/staff/awards/{first.pk}/revoke", headers=headers)
+    body = fragment.content.decode()
+    assert body.lstrip().startswith(f'<div id="revoke-form-{first.pk}"')
+    assert "<html" not in body
+    assert f'id="id_revoke_{first.pk}_reason"' in body
+    assert f'for="id_revoke_{first.pk}_reason"' in body
+    assert "autofocus" in body
+    assert f'hx-target="#revoke-form-{first.pk}"' in body
+    assert "Revoke 1,500 points from bogwalker?" in body
 
 
 def test_viewer_without_revoke_permission_sees_no_revoke_and_no_grant_form(client, bogwalker):

@@ -119,5 +119,6 @@ def screenshot(page, name: str) -> Path:
     """Save a full-page screenshot as ``docs/screenshots/<name>.png``; return its path."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    # caret="initial": hiding the text caret would inject a <style>, which the CSP blocks.
+    page.screenshot(path=str(path), full_page=True, caret="initial")
     return path
