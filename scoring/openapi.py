@@ -42,70 +42,101 @@ _FIELD_ERROR = {
     "additionalProperties": True,
 }
 
+# Optional CLI fields may be absent or null; when present they must have these types.
 _CLI_PROPERTIES = {
     "type": "object",
     "description": "What the swamp CLI sends with ``cli_invocation``; extra keys are kept.",
+    "required": ["invocation"],
     "properties": {
-        "id": {"type": "string", "maxLength": 100, "description": "Default ``insert_id``."},
+        "id": {
+            "type": ["string", "null"],
+            "maxLength": 100,
+            "description": "The default ``insert_id``.",
+        },
         "invocation": {
             "type": "object",
+            "required": ["command"],
             "properties": {
-                "command": {"type": "string", "description": "The command group."},
+                "command": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 100,
+                    "description": "The command group (compared lower-cased).",
+                },
                 "subcommand": {"type": ["string", "null"]},
-                "args": {"type": "array"},
-                "optionKeys": {"type": "array", "items": {"type": "string"}},
-                "globalOptions": {"type": "object"},
+                "args": {"type": ["array", "null"]},
+                "optionKeys": {"type": ["array", "null"]},
+                "globalOptions": {"type": ["object", "null"]},
             },
         },
         "result": {
-            "type": "object",
-            "properties": {"status": {"type": "string"}, "exitCode": {"type": "integer"}},
+            "type": ["object", "null"],
+            "properties": {
+                "status": {"type": ["string", "null"]},
+                "exitCode": {"type": ["integer", "null"]},
+            },
         },
-        "startedAt": {"type": "string", "format": "date-time"},
-        "completedAt": {"type": "string", "format": "date-time"},
-        "durationMs": {"type": "number"},
-        "swampVersion": {"type": "string"},
-        "denoVersion": {"type": "string"},
-        "platform": {"type": "string"},
+        "startedAt": {"type": ["string", "null"], "format": "date-time"},
+        "completedAt": {"type": ["string", "null"], "format": "date-time"},
+        "durationMs": {"type": ["number", "null"]},
+        "swampVersion": {"type": ["string", "null"]},
+        "denoVersion": {"type": ["string", "null"]},
+        "platform": {"type": ["string", "null"]},
     },
     "additionalProperties": True,
 }
 
 _AWARD_PROPERTIES = {
     "type": "object",
-    "description": "The ``award`` event (API key scope ``award``).",
+    "description": (
+        "The ``award`` event (API key scope ``award``). The idempotency key is ``awardId``, "
+        "else derived from ``reason`` and the event's ``timestamp``."
+    ),
     "required": ["username", "points", "reason"],
     "properties": {
-        "username": {"type": "string", "description": "An existing member."},
+        "username": {"type": "string", "minLength": 1, "description": "An existing member."},
         "points": {"type": "integer", "minimum": 1},
         "reason": {"type": "string", "minLength": 3, "maxLength": 500},
         "category": {
-            "type": "string",
-            "enum": ["community", "bug_report", "content", "event", "other"],
+            "type": ["string", "null"],
+            "enum": ["community", "bug_report", "content", "event", "other", None],
         },
-        "public": {"type": "boolean"},
-        "awardId": {"type": "string", "description": "The idempotency key."},
-        "grantedBy": {"type": "string", "description": "Kept as text, never trusted."},
+        "public": {"type": ["boolean", "null"]},
+        "awardId": {"type": ["string", "null"], "description": "The idempotency key."},
+        "grantedBy": {
+            "type": ["string", "null"],
+            "description": "Kept as text, never used to decide who acts.",
+        },
     },
     "additionalProperties": True,
 }
 
-_EVENT = {
-    "type": "object",
-    "required": ["event", "distinct_id", "properties"],
-    "properties": {
-        "event": {"type": "string", "minLength": 1, "maxLength": 200},
-        "distinct_id": {"type": "string", "minLength": 1, "maxLength": 200},
-        "insert_id": {"type": "string", "minLength": 1, "maxLength": 100},
-        "timestamp": {"type": "string", "format": "date-time"},
+_NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"}
+
+
+def _event(name: dict[str, Any], properties_ref: str | None) -> dict[str, Any]:
+    properties: dict[str, Any] = {"$ref": properties_ref} if properties_ref else {"type": "object"}
+    return {
+        "type": "object",
+        "required": ["event", "distinct_id", "properties"],
         "properties": {
-            "oneOf": [
-                {"$ref": "#/components/schemas/CliInvocationProperties"},
-                {"$ref": "#/components/schemas/AwardProperties"},
-            ],
-            "description": "An object; its shape depends on ``event``.",
+            "event": name,
+            "distinct_id": _NAME,
+            "insert_id": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "\\S"},
+            "timestamp": {"type": "string", "format": "date-time"},
+            "properties": properties,
         },
-    },
+    }
+
+
+# One event: its ``properties`` depend on ``event``. Types nobody registered are accepted
+# with the ``ingest`` scope (any object) and rejected later by the consumer with a reason.
+_EVENT = {
+    "anyOf": [
+        _event({"const": "cli_invocation"}, "#/components/schemas/CliInvocationProperties"),
+        _event({"const": "award"}, "#/components/schemas/AwardProperties"),
+        _event({**_NAME, "not": {"enum": ["cli_invocation", "award"]}}, None),
+    ]
 }
 
 _TIER = {
@@ -132,6 +163,7 @@ _USERNAME = {
     "in": "path",
     "required": True,
     "schema": {"type": "string", "minLength": 1, "maxLength": 150, "pattern": "^[^/]+$"},
+    "example": "ada",
 }
 
 
