@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from awards.models import Award, AwardRevocation
 from awards.services import award_grant
-from scoring.models import MemberMetrics, PipelineRun, TierChange, UserScore
+from scoring.models import ApiKey, MemberMetrics, PipelineRun, TierChange, UserScore
 from tests.browser.conftest import login, screenshot
 from tests.factories import TelemetryEventFactory, UserFactory
 
@@ -309,4 +309,31 @@ def test_screenshots_of_the_main_staff_pages(browser_page, browser_errors, warde
             page.locator("#grant-preview-panel").get_by_text(f"{expected:,}").wait_for()
         path = screenshot(page, name)
         assert path.stat().st_size > 10_000
+    assert browser_errors == []
+
+
+def test_api_key_created_shown_once_listed_and_revoked(browser_page, browser_errors, warden):
+    page = browser_page
+    UserFactory(username="cibot")
+    login(page, warden)
+    page.goto("/staff/api-keys/")
+    mark_page(page)
+    page.get_by_label("Owner", exact=True).press_sequentially("cib", delay=40)
+    page.locator("[data-pick-username='cibot']").click()
+    assert page.get_by_label("Owner", exact=True).input_value() == "cibot"
+    page.get_by_label("Name", exact=True).fill("build server")
+    page.get_by_role("button", name="Create key").click()
+    secret = page.get_by_label("Key", exact=True)
+    secret.wait_for()
+    plaintext = secret.input_value()
+    assert re.fullmatch(r"swamp_[0-9a-f]{32}", plaintext)
+    row = page.locator("#key-list tbody tr").filter(has_text="cibot")
+    row.wait_for()  # the list reloaded itself on "api-key-created"
+    assert "build server" in row.inner_text()
+    assert plaintext not in page.locator("#key-list").inner_html()
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Revoke").click()
+    row.locator(".badge-revoked").wait_for()
+    assert still_same_page(page)
+    assert ApiKey.objects.get().revoked_at is not None
     assert browser_errors == []
