@@ -95,7 +95,9 @@ def _granted(request: HtmxHttpRequest, form: AwardGrantForm, result) -> HttpResp
     response = render(request, f"{TEMPLATE}#grant-form", context)
     if result.created:
         trigger_client_event(
-            response, "award-granted", {"award": result.award.pk, "username": member.username}
+            response,
+            "award-granted",
+            {"award_id": result.award.pk, "username": member.username},
         )
     return response
 
@@ -154,5 +156,4 @@ def member_search(request: HtmxHttpRequest) -> HttpResponse:
     """Members matching ``?username=`` (or ``?q=``) as a list of buttons that fill the field."""
     query = (request.GET.get("username") or request.GET.get("q") or "").strip()[:150]
     matches = members_search(query=query)
-    response = render(request, "staff/member_search.html", {"matches": matches, "query": query})
-    return response
+    return render(request, "staff/member_search.html", {"matches": matches, "query": query})

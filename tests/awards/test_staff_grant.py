@@ -1,5 +1,6 @@
 """The grant form (/staff/awards/new): page, HTMX fragments, validation, idempotency, preview."""
 
+import json
 import re
 
 import pytest
@@ -71,7 +72,9 @@ def test_htmx_grant_returns_emptied_form_status_and_event(staff_client, member, 
     assert "Total now 500" in html
     assert key_in(html) != "form-test-key-1"
     assert f'value="{member.username}"' not in html  # the form is emptied
-    assert '"award-granted"' in response["HX-Trigger"]
+    assert json.loads(response["HX-Trigger"]) == {
+        "award-granted": {"award_id": award.pk, "username": member.username}
+    }
     assert UserScore.objects.get(member=member).total_score == 500
 
 
