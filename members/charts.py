@@ -1,13 +1,16 @@
 """Geometry for the profile's server-rendered SVG: the score chart and the active-day heatmap.
 
-Pure functions with no Django imports, so they can be read and tested alone. They return
-plain numbers and strings; the template draws them with SVG presentation attributes and CSS
-classes (the content security policy forbids inline ``style``).
+Pure functions, so they can be read and tested alone. They return plain numbers and strings
+(``heatmap_rects`` a ready, safe SVG fragment); the templates draw them with SVG presentation
+attributes and CSS classes (the content security policy forbids inline ``style``).
 """
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Protocol
+
+from django.utils.safestring import SafeString, mark_safe
 
 CHART_WIDTH = 720
 CHART_HEIGHT = 200
@@ -193,3 +196,33 @@ def active_day_heatmap(*, active_dates: Iterable[str | date], today: date) -> He
 
 
 _WEEKDAYS = [(0, "Mon"), (2, "Wed"), (4, "Fri")]
+
+
+class _Cell(Protocol):
+    x: int
+    y: int
+    day: date
+    active: bool
+
+
+def heatmap_rects(cells: Iterable[_Cell], *, size: int, day_format: str = "%Y-%m-%d") -> SafeString:
+    """A heatmap's day squares as SVG ``<rect>``s, each with a ``<title>`` tooltip, in one pass.
+
+    Shared by the profile and the staff member page. Built in Python rather than with a
+    template loop: a year is ~371 cells, and the loop (five lookups and a date filter per
+    cell) was most of the profile's render time. Nothing is escaped because nothing needs
+    it: every value is an integer, a fixed class name or a date formatted with
+    ``day_format`` (digits and month/day names); ``int()`` enforces the numbers.
+    """
+    size = int(size)
+    return mark_safe(  # noqa: S308 - integers, fixed strings and dates only
+        "".join(
+            f'<rect x="{int(cell.x)}" y="{int(cell.y)}" width="{size}" height="{size}" rx="2" '
+            + (
+                f'class="hm hm-on"><title>{cell.day.strftime(day_format)}: active</title></rect>'
+                if cell.active
+                else f'class="hm"><title>{cell.day.strftime(day_format)}</title></rect>'
+            )
+            for cell in cells
+        )
+    )

@@ -2,6 +2,9 @@
 
 from django import template
 from django.contrib.humanize.templatetags.humanize import intcomma
+from django.utils.safestring import SafeString
+
+from members.charts import Heatmap, heatmap_rects
 
 register = template.Library()
 
@@ -18,3 +21,10 @@ def signed(value: int | None) -> str:
     if number < 0:
         return f"\u2212{intcomma(-number)}"
     return "0"
+
+
+@register.simple_tag
+def heatmap_cells(heatmap: Heatmap) -> SafeString:
+    """``{% heatmap_cells heatmap %}``: the profile heatmap's day squares (see
+    ``members.charts.heatmap_rects``)."""
+    return heatmap_rects(heatmap.cells, size=heatmap.cell)
