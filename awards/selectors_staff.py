@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Min, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -57,6 +57,7 @@ class StageStatus:
 class PipelineHealth:
     """What the staff dashboard's health panel shows."""
 
+    # Capped at COUNT_CAP + 1 (shown as "10,000+").
     pending_events: int
     rejected_events: int
     pending_snapshots: int
@@ -75,6 +76,15 @@ def _last_seen(run: PipelineRun | None) -> datetime | None:
     return max(moments) if moments else None
 
 
+# Queue counts above this are shown as "10,000+".
+COUNT_CAP = 10_000
+
+
+def _capped_count(queryset: QuerySet) -> int:
+    """``min(count, COUNT_CAP + 1)`` in one query that reads at most COUNT_CAP + 1 rows."""
+    return queryset.values("pk")[: COUNT_CAP + 1].count()
+
+
 def pipeline_health(*, now: datetime | None = None) -> PipelineHealth:
     """Queue sizes, the last run of each stage and whether a worker answered recently.
 
@@ -83,13 +93,15 @@ def pipeline_health(*, now: datetime | None = None) -> PipelineHealth:
     younger than ``WORKER_ALIVE_S`` seconds.
     """
     now = now or timezone.now()
-    # Each count walks its own partial index (pending / rejected rows only), never the
-    # processed bulk of the table.
-    pending = TelemetryEvent.objects.filter(status="pending").aggregate(
-        count=Count("id"), oldest=Min("received_at")
-    )
-    rejected = TelemetryEvent.objects.filter(status="rejected").count()
-    pending_snapshots = MetricsSnapshot.objects.filter(processed_at__isnull=True).count()
+    # Counts stop at COUNT_CAP: a backlog is exactly when this page is needed, and counting
+    # every pending row would make it slower the longer the backlog grows. Each count reads
+    # its own partial index (pending / rejected rows only), never the processed bulk.
+    pending = TelemetryEvent.objects.filter(status="pending")
+    pending_count = _capped_count(pending)
+    rejected = _capped_count(TelemetryEvent.objects.filter(status="rejected"))
+    pending_snapshots = _capped_count(MetricsSnapshot.objects.filter(processed_at__isnull=True))
+    # The oldest pending event is the first one in the pending index's id order.
+    oldest = pending.order_by("id").values_list("received_at", flat=True).first()
     runs = {run.kind: run for run in PipelineRun.objects.filter(kind__in=STAGES)}
     stages = []
     for kind, (label, interval) in STAGES.items():
@@ -111,10 +123,10 @@ def pipeline_health(*, now: datetime | None = None) -> PipelineHealth:
         .order_by("-id")[:5]
     )
     return PipelineHealth(
-        pending_events=pending["count"],
+        pending_events=pending_count,
         rejected_events=rejected,
         pending_snapshots=pending_snapshots,
-        oldest_pending_at=pending["oldest"],
+        oldest_pending_at=oldest,
         stages=stages,
         worker_alive=worker_seen is not None
         and now - worker_seen < timedelta(seconds=WORKER_ALIVE_S),

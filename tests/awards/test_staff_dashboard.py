@@ -79,6 +79,15 @@ def test_stage_is_late_after_three_intervals(settings):
     assert pipeline_health(now=now).stages[0].state == "late"
 
 
+def test_queue_counts_are_capped(staff_client, member, monkeypatch):
+    monkeypatch.setattr("awards.selectors_staff.COUNT_CAP", 4)
+    monkeypatch.setattr("awards.templatetags.staff_extras.COUNT_CAP", 4)
+    TelemetryEventFactory.create_batch(6, member=member)
+    assert pipeline_health().pending_events == 5
+    html = staff_client.get("/staff/").content.decode()
+    assert "Pending events</dt><dd>4+<" in html
+
+
 def test_plain_staff_may_view_the_dashboard_but_members_may_not(client, member):
     assert client.get("/staff/").status_code == 302
     client.force_login(member)
@@ -105,7 +114,8 @@ def test_query_count_does_not_grow_with_rows(
             total_score=20_000,
             changed_at=timezone.now(),
         )
-    # Session, user, permissions (2), three counts, stage runs, rejections, awards, changes.
-    with django_assert_max_num_queries(11):
+    # Session, user, permissions (2), three capped counts, the oldest pending event, stage
+    # runs, rejections, awards, tier changes.
+    with django_assert_max_num_queries(12):
         response = staff_client.get("/staff/")
     assert response.status_code == 200
