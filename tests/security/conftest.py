@@ -1,9 +1,62 @@
 """Fixtures for this directory."""
 
+import uuid
+
 import pytest
+from django.contrib.auth.models import Permission
+from django.contrib.auth.tokens import default_token_generator
+from django.test import Client
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+
+from awards.models import BulkGrantJob
+from awards.services import award_grant
+from scoring.apikeys import api_key_create
+from tests.factories import UserFactory
+from tests.security.access import STAFF_PERMISSIONS
 
 
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # Factories set real passwords; the default PBKDF2 cost is for production, not tests.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def world(db):
+    """One object of each kind the URLs point at, and a logged-in client per role."""
+    member = UserFactory(username="heron")
+    staff = UserFactory(username="clerk", staff=True)
+    staff_perm = UserFactory(username="warden", staff=True)
+    staff_perm.user_permissions.add(
+        *[
+            Permission.objects.get(content_type__app_label=app, codename=codename)
+            for app, codename in STAFF_PERMISSIONS
+        ]
+    )
+    award = award_grant(
+        recipient=member,
+        points=40,
+        reason="Reported a bug",
+        idempotency_key="matrix-1",
+        granted_by=staff_perm,
+        source="form",
+    ).award
+    api_key, _ = api_key_create(owner=member, scopes=["ingest"])
+    job = BulkGrantJob.objects.create(
+        token=uuid.uuid4(), created_by=staff_perm, file_sha256="0" * 64
+    )
+    users = {"member": member, "staff": staff, "staff_perm": staff_perm}
+    clients = {"anonymous": Client()}
+    for role, user in users.items():
+        clients[role] = Client()
+        clients[role].force_login(user)
+    values = {
+        "member": member.username,
+        "award": award.pk,
+        "key": api_key.pk,
+        "job": job.token,
+        "uid": urlsafe_base64_encode(force_bytes(member.pk)),
+        "reset_token": default_token_generator.make_token(member),
+    }
+    return clients, values
