@@ -64,6 +64,11 @@ class Cursor:
 
     ``start`` pins a window board's start time, so every page of one walk measures gains
     from the same baseline even as the clock moves (for up to ``WALK_PIN``).
+
+    ``ahead`` and ``above`` place the cursor's own row: how many rows precede it, and how
+    many of those have a strictly higher value (its competition rank is ``above + 1``).
+    Carried so the next page's ranks follow without counting the rows ahead of it; a
+    cursor without them (hand-made, or from an older link) is ranked by a COUNT instead.
     """
 
     window: str
@@ -71,6 +76,8 @@ class Cursor:
     username: str
     direction: str  # "after" or "before"
     start: datetime | None = None
+    ahead: int | None = None
+    above: int | None = None
 
     def encode(self) -> str:
         """The opaque, URL-safe text form used in ``?cursor=``."""
@@ -81,6 +88,8 @@ class Cursor:
             "a" if self.direction == "after" else "b",
             self.start.timestamp() if self.start else None,
         ]
+        if self.ahead is not None and self.above is not None:
+            payload += [self.ahead, self.above]
         raw = json.dumps(payload, separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -89,9 +98,10 @@ class Cursor:
         """Parse ``text``; raise ``InvalidCursor`` unless it is a cursor of ``window``."""
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-            win, value, username, direction, start = json.loads(raw)
+            win, value, username, direction, start, *place = json.loads(raw)
         except (binascii.Error, ValueError, TypeError) as exc:
             raise InvalidCursor("not a leaderboard cursor") from exc
+        ahead, above = place if len(place) == 2 else (None, None)
         if win != window:
             raise InvalidCursor("the cursor belongs to another window")
         if (
@@ -101,6 +111,14 @@ class Cursor:
             or direction not in ("a", "b")
             or (start is None) != (WINDOWS[window] is None)
             or (start is not None and not isinstance(start, int | float))
+            or len(place) not in (0, 2)
+            or (
+                place
+                and not (
+                    all(isinstance(n, int) and not isinstance(n, bool) for n in place)
+                    and 0 <= above <= ahead
+                )
+            )
         ):
             raise InvalidCursor("not a leaderboard cursor")
         try:
@@ -113,6 +131,8 @@ class Cursor:
             username=username,
             direction="after" if direction == "a" else "before",
             start=start_at,
+            ahead=ahead,
+            above=above,
         )
 
 
@@ -344,21 +364,40 @@ def _entries(fetched: list[Row], *, ahead: int, above: int, window: bool) -> lis
 def _all_time_rows(cursor: Cursor | None, size: int) -> tuple[list[Row], int, int, bool]:
     """A page of the all-time board straight from the (-total_score, username) index.
 
-    Returns (rows, rows ahead, rows above the first, has_next). One query for the rows and,
-    below the top, one COUNT for the rank.
+    Returns (rows, rows ahead, rows above the first, has_next). One query for the rows. The
+    rank comes from the cursor's place when it carries one (a page after it continues from
+    the cursor's row; a page before it, read upwards with one row to spare, can tell where
+    its top value begins unless a tie runs past that row); otherwise, and in that case, one
+    COUNT of the rows ahead.
     """
     board = leaderboard_queryset(start=None)
     columns = ("board_value", "username", "total_score", "tier")
+    placed = cursor is not None and cursor.ahead is not None and cursor.above is not None
     if cursor is None or cursor.direction == "after":
         rows = board if cursor is None else board.filter(_behind(cursor.value, cursor.username))
         fetched = list(rows.order_by("-board_value", "username").values_list(*columns)[: size + 1])
         has_next = len(fetched) > size
         fetched = fetched[:size]
+        if fetched and placed:
+            ahead = cursor.ahead + 1
+            above = cursor.above if fetched[0][0] == cursor.value else ahead
+            return fetched, ahead, above, has_next
     else:
         rows = board.filter(_ahead_of(cursor.value, cursor.username))
-        fetched = list(rows.order_by("board_value", "-username").values_list(*columns)[:size])
+        fetched = list(rows.order_by("board_value", "-username").values_list(*columns)[: size + 1])
+        spare = fetched[size] if len(fetched) > size else None
+        fetched = fetched[:size]
         fetched.reverse()
         has_next = True
+        if fetched and placed:
+            ahead = max(cursor.ahead - len(fetched), 0)
+            top = fetched[0][0]
+            if top == cursor.value:
+                return fetched, ahead, cursor.above, has_next
+            if ahead == 0:
+                return fetched, 0, 0, has_next
+            if spare is not None and spare[0] != top:
+                return fetched, ahead, ahead, has_next
     if not fetched or cursor is None:
         return fetched, 0, 0, has_next
     first_value, first_username = fetched[0][0], fetched[0][1]
@@ -400,8 +439,9 @@ def leaderboard_page(
 
     Ranks are competition ranks (equal values share a rank; "1, 2, 2, 4"); within equal
     values rows are ordered by username. The all-time board reads the (-total_score,
-    username) index from the cursor on (one query, plus one COUNT below the top), so any
-    depth is as fast as the first page; window boards page through a cached whole-board
+    username) index from the cursor on (one query; the rank comes with the cursor, or from
+    one COUNT for a cursor that does not carry it), so any depth is as fast as the first
+    page; window boards page through a cached whole-board
     computation (``leaderboard_window_board``). Every row appears on exactly one page of a
     walk; a member whose value changes mid-walk may move across the cursor (and so be seen
     twice or not at all), which is inherent to any live board.
@@ -433,7 +473,15 @@ def leaderboard_page(
 
     def cursor_at(entry: BoardEntry, direction: str) -> str:
         value = entry.total_score if entry.gain is None else entry.gain
-        return Cursor(window, value, entry.username, direction, start).encode()
+        return Cursor(
+            window,
+            value,
+            entry.username,
+            direction,
+            start,
+            ahead=entry.position - 1,
+            above=entry.rank - 1,
+        ).encode()
 
     return BoardPage(
         window=window,
@@ -460,7 +508,9 @@ def leaderboard_cursor_for_member(
     the same page a reader paging down from the top would reach. None when the member is
     not on the board (no score yet, or a staff account excluded by the setting). On the
     all-time board this is three queries whatever the member's depth: their row, a COUNT of
-    rows ahead, and a backwards index scan of at most one page to the row above the page.
+    rows ahead, and a backwards index scan of at most one page to the row above the page
+    (and one row beyond it, so the cursor carries that row's rank and the page it opens
+    counts nothing; only a tie running above that row costs one more COUNT).
     A window board is measured from ``start`` (default: the window's current start); a
     ``board`` already loaded for that start may be passed in to reuse it.
     """
@@ -478,26 +528,47 @@ def leaderboard_cursor_for_member(
         if page_start == 0:
             return ""
         value, anchor_name = board.values[page_start - 1], board.usernames[page_start - 1]
-        return Cursor(window, value, anchor_name, "after", start).encode()
+        above = board.first_with_value(value)
+        return Cursor(
+            window, value, anchor_name, "after", start, ahead=page_start - 1, above=above
+        ).encode()
 
     rows = leaderboard_queryset(start=None)
     mine = rows.filter(member=member).values_list("board_value", "username").first()
     if mine is None:
         return None
     ahead = rows.filter(_ahead_of(*mine))
-    position = ahead.count()  # 0-based index of the member on the board
+    counts = ahead.aggregate(
+        position=Count("pk"), above=Count("pk", filter=Q(board_value__gt=mine[0]))
+    )
+    position = counts["position"]  # 0-based index of the member on the board
     page_start = position // size * size
     if page_start == 0:
         return ""
     steps_up = position - page_start + 1  # rows from the member up to the row above the page
-    anchor = (
-        ahead.order_by("board_value", "-username")
-        .values_list("board_value", "username")[steps_up - 1 : steps_up]
-        .first()
+    # The rows from the member up to the anchor (the row above the page), plus one more so
+    # the anchor's rank can travel in the cursor and the page it opens needs no COUNT.
+    upward = list(
+        ahead.order_by("board_value", "-username").values_list("board_value", "username")[
+            : steps_up + 1
+        ]
     )
-    if anchor is None:  # pragma: no cover - the board moved between the two queries
+    if len(upward) < steps_up:  # pragma: no cover - the board moved between the two queries
         return ""
-    return Cursor(window, anchor[0], anchor[1], "after", None).encode()
+    anchor = upward[steps_up - 1]
+    beyond = upward[steps_up] if len(upward) > steps_up else None
+    if anchor[0] == mine[0]:
+        anchor_above = counts["above"]  # same value, same rank as the member
+    elif beyond is None:
+        anchor_above = 0  # the anchor is the top row
+    elif beyond[0] != anchor[0]:
+        anchor_above = page_start - 1  # the anchor's value starts at the anchor
+    else:
+        # A tie runs above the anchor: count where its value starts (rare, one COUNT).
+        anchor_above = rows.filter(board_value__gt=anchor[0]).count()
+    return Cursor(
+        window, anchor[0], anchor[1], "after", None, ahead=page_start - 1, above=anchor_above
+    ).encode()
 
 
 # --- Profiles -------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """Leaderboards: order, ranks, window gains, keyset pagination, staff exclusion, JSON."""
 
+import base64
+import json
 import re
 from datetime import timedelta
 
@@ -423,8 +425,91 @@ def test_board_query_count_does_not_grow_with_history(client, make_member, setti
             )
     large = count_queries()
     assert small == large
-    # All time: rows + rank COUNT; the page adds session + user + where-am-I (row, COUNT,
-    # anchor). Windows: the two fingerprint queries (the board itself is cached after the
-    # first page), and the page's where-am-I reuses the same board.
-    assert large[0] == (2, 7)
+    # All time: the rows only (the rank travels in the cursor); the page adds session + user
+    # + where-am-I (row, COUNT, anchor). Windows: the two fingerprint queries (the board
+    # itself is cached after the first page), and the page's where-am-I reuses the same board.
+    assert large[0] == (1, 6)
     assert large[1] == large[2] == (2, 4)
+
+
+# --- Ranks carried in the cursor ------------------------------------------------------------
+
+# Ties that cross page boundaries (page size 3): four 50s span pages 1 and 2, five 30s
+# pages 3 and 4.
+TIED_SCORES = [90, 50, 50, 50, 50, 40, 30, 30, 30, 30, 30, 20, 10, 10]
+
+
+def expected_ranks(scores):
+    """Competition ranks of scores already in board order."""
+    return [1 + sum(1 for other in scores if other > score) for score in scores]
+
+
+def test_carried_ranks_match_counted_ranks_forwards_and_backwards(make_member, settings):
+    settings.LEADERBOARD_PAGE_SIZE = 3
+    for i, score in enumerate(TIED_SCORES):
+        make_member(f"t{i:02d}", score)
+    now = timezone.now()
+    pages = [selectors.leaderboard_page(window="all", now=now)]
+    while pages[-1].next_cursor:
+        cursor = selectors.Cursor.decode(pages[-1].next_cursor, window="all")
+        assert cursor.ahead is not None, "the next cursor carries its row's place"
+        with CaptureQueriesContext(connection) as ctx:
+            pages.append(selectors.leaderboard_page(window="all", cursor=cursor, now=now))
+        assert len(ctx) == 1, "a page after a placed cursor needs no COUNT"
+    forward = [(e.username, e.rank, e.position) for p in pages for e in p.entries]
+    assert [rank for _, rank, _ in forward] == expected_ranks(TIED_SCORES)
+    assert [position for _, _, position in forward] == list(range(1, len(TIED_SCORES) + 1))
+
+    # Back up from the last page: every page (and its ranks) comes back identical.
+    back = [pages[-1]]
+    while back[-1].prev_cursor:
+        cursor = selectors.Cursor.decode(back[-1].prev_cursor, window="all")
+        back.append(selectors.leaderboard_page(window="all", cursor=cursor, now=now))
+    backward = [(e.username, e.rank, e.position) for p in reversed(back) for e in p.entries]
+    assert backward == forward
+
+
+def test_cursor_without_a_place_still_ranks_by_counting(make_member, settings):
+    settings.LEADERBOARD_PAGE_SIZE = 3
+    for i, score in enumerate(TIED_SCORES):
+        make_member(f"t{i:02d}", score)
+    now = timezone.now()
+    # A cursor in the older form (no place): after t07, inside the run of 30s.
+    legacy = selectors.Cursor("all", 30, "t07", "after")
+    assert selectors.Cursor.decode(legacy.encode(), window="all") == legacy
+    page = selectors.leaderboard_page(window="all", cursor=legacy, now=now)
+    assert [(e.username, e.rank) for e in page.entries] == [("t08", 7), ("t09", 7), ("t10", 7)]
+
+
+@pytest.mark.parametrize("bad_place", [[-1, 0], [2, 3], [1.5, 0], [True, 0], [4]])
+def test_cursor_with_a_bad_place_is_rejected(bad_place):
+    raw = json.dumps(["all", 30, "t07", "a", None, *bad_place]).encode()
+    text = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    with pytest.raises(selectors.InvalidCursor):
+        selectors.Cursor.decode(text, window="all")
+
+
+@pytest.mark.parametrize("member_index", range(len(TIED_SCORES)))
+def test_where_am_i_cursor_carries_the_right_rank(make_member, settings, member_index):
+    settings.LEADERBOARD_PAGE_SIZE = 3
+    users = [make_member(f"t{i:02d}", score) for i, score in enumerate(TIED_SCORES)]
+    now = timezone.now()
+    text = selectors.leaderboard_cursor_for_member(
+        member=users[member_index], window="all", now=now
+    )
+    page_start = member_index // 3 * 3
+    if page_start == 0:
+        assert text == ""
+        return
+    cursor = selectors.Cursor.decode(text, window="all")
+    assert (cursor.ahead, cursor.above) == (
+        page_start - 1,
+        expected_ranks(TIED_SCORES)[page_start - 1] - 1,
+    )
+    with CaptureQueriesContext(connection) as ctx:
+        page = selectors.leaderboard_page(window="all", cursor=cursor, now=now)
+    assert len(ctx) == 1
+    ranks = expected_ranks(TIED_SCORES)
+    assert [(e.username, e.rank) for e in page.entries] == [
+        (f"t{i:02d}", ranks[i]) for i in range(page_start, min(page_start + 3, len(TIED_SCORES)))
+    ]
