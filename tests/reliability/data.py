@@ -26,3 +26,33 @@ def pending_cli_events(*, members: int, per_member: int, prefix: str = "evt") ->
             rows.append(event)
     TelemetryEvent.objects.bulk_create(rows, batch_size=2000)
     return [user.pk for user in users]
+
+
+def pending_award_events(*, granter, recipient_ids: list[int], points: int = 25000) -> int:
+    """One pending ``award`` event per recipient sent by ``granter``'s key, plus a resend of
+    the first one under a fresh insert_id (same awardId: it must count once). Returns the
+    number of events created."""
+    now = datetime.now(UTC)
+    users = UserFactory._meta.model.objects.in_bulk(recipient_ids)
+    rows = []
+    for n, recipient_id in enumerate([*recipient_ids, recipient_ids[0]]):
+        rows.append(
+            TelemetryEventFactory.build(
+                insert_id=f"award-event-{n}",
+                event="award",
+                member=granter,
+                distinct_id="award-bot",
+                timestamp=now,
+                received_at=now,
+                properties={
+                    "username": users[recipient_id].username,
+                    "points": points,
+                    "reason": "Kept the swamp tidy",
+                    "category": "community",
+                    "public": True,
+                    "awardId": f"tidy-{recipient_id}",
+                },
+            )
+        )
+    TelemetryEvent.objects.bulk_create(rows)
+    return len(rows)

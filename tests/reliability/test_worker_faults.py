@@ -13,6 +13,7 @@ import signal
 import pytest
 from django.db import transaction
 
+from awards.models import Award
 from scoring.consumer import events_consume
 from scoring.models import (
     MemberMetrics,
@@ -23,7 +24,8 @@ from scoring.models import (
     TierBadgeClaim,
     UserScore,
 )
-from tests.reliability.data import pending_cli_events
+from tests.factories import UserFactory
+from tests.reliability.data import pending_award_events, pending_cli_events
 from tests.reliability.harness import Fault, wait_until
 from tests.reliability.replay import assert_ledger_consistent
 
@@ -62,8 +64,10 @@ def _pending_snapshots() -> int:
 def test_worker_child_killed_mid_consumer_batch_is_redelivered_and_counts_once(
     processes, sender, tmp_path
 ):
-    pending_cli_events(members=8, per_member=100)
-    total = 800
+    members = pending_cli_events(members=8, per_member=100)
+    awards = pending_award_events(granter=UserFactory(username="award-bot"), recipient_ids=members)
+    cli_total = 800
+    total = cli_total + awards
     fault = Fault(
         tmp_path=tmp_path,
         task="scoring.events_consume",
@@ -90,6 +94,8 @@ def test_worker_child_killed_mid_consumer_batch_is_redelivered_and_counts_once(
     assert _pending_events() == total
     assert not MemberMetrics.objects.exists()
     assert not MetricsSnapshot.objects.exists()
+    assert not Award.objects.exists()
+    assert not UserScore.objects.exists()
     assert not PipelineRun.objects.filter(kind="consume").exists()
 
     # acks_late + reject_on_worker_lost: the supervisor requeues the message and a fresh
@@ -100,7 +106,10 @@ def test_worker_child_killed_mid_consumer_batch_is_redelivered_and_counts_once(
     assert [t for _, t in runs[:2]] == [task_id, task_id]
     assert runs[0][0] != runs[1][0], "the redelivery ran in a new process"
     assert re.search(r"WorkerLostError|signal 9", worker.log())
-    assert sum(MemberMetrics.objects.values_list("total_events", flat=True)) == total
+    assert sum(MemberMetrics.objects.values_list("total_events", flat=True)) == cli_total
+    # Eight awards, the resent one counted once, each granted exactly once.
+    assert Award.objects.count() == 8
+    assert set(MemberMetrics.objects.values_list("award_points", flat=True)) == {25000}
 
     sender.send_task("scoring.scores_process_batch")
     wait_until(lambda: _pending_snapshots() == 0, timeout=60, message="the score batch")
