@@ -2,17 +2,21 @@
 
 import hashlib
 import hmac
+import json
 from unittest import mock
 
 import pytest
 from django.apps import apps
+from django.contrib.auth.models import Permission
 from django.db import models
 from django.db.models.functions import Cast
+from django.test import Client
 
 from scoring import apikeys
 from scoring.apikeys import api_key_authenticate, api_key_create, api_key_revoke
 from scoring.models import ApiKey
 from tests.factories import UserFactory
+from tests.reliability.payloads import cli_event
 
 pytestmark = pytest.mark.django_db
 
@@ -74,3 +78,20 @@ def test_key_of_a_deactivated_member_is_refused():
     owner.is_active = False
     owner.save(update_fields=["is_active"])
     assert api_key_authenticate(raw) is None
+
+
+def test_key_revoked_on_the_staff_page_is_refused_by_ingest_at_once(client):
+    api_key, raw = api_key_create(owner=UserFactory(), scopes=["ingest"])
+    staff = UserFactory(staff=True)
+    staff.user_permissions.add(
+        Permission.objects.get(content_type__app_label="scoring", codename="add_apikey")
+    )
+    event = json.dumps(cli_event("page-revoke-1"))
+    ingest = Client(HTTP_X_API_KEY=raw)
+    assert ingest.post("/ingest", event, content_type="application/json").status_code == 202
+
+    client.force_login(staff)
+    assert client.post(f"/staff/api-keys/{api_key.pk}/revoke").status_code == 302
+    response = ingest.post("/ingest", event, content_type="application/json")
+    assert response.status_code == 401
+    assert ApiKey.objects.get(pk=api_key.pk).revoked_at is not None
