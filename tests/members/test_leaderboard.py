@@ -283,6 +283,21 @@ def test_deep_all_time_page_is_an_index_range_scan(make_member):
     assert re.search(r"Index Cond: \(.*total_score <= 200", plan), plan
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL's EXPLAIN")
+def test_staff_exclusion_reads_the_staff_index_not_the_user_table(make_member):
+    for i in range(20):
+        make_member(f"s{i:02d}", i, staff=i % 10 == 9)
+    rows = selectors.leaderboard_queryset(start=None).order_by("-board_value", "username")[:5]
+    with connection.cursor() as db:
+        db.execute("SET LOCAL enable_seqscan = off")
+        plan = rows.explain()
+    # The anti-join's inner side is the partial index of staff rows, not a user-table scan.
+    assert "scoring_user_staff_idx" in plan, plan
+    assert [
+        e.username for e in selectors.leaderboard_page(window="all", now=timezone.now()).entries
+    ][:2] == ["s18", "s17"]
+
+
 # --- Staff exclusion and "where am I" --------------------------------------------------------
 
 
