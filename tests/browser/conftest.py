@@ -68,7 +68,9 @@ def browser_session(live_server, monkeypatch, settings) -> Iterator[BrowserSessi
         context = browser.new_context(
             base_url=live_server.url, viewport={"width": 1280, "height": 900}
         )
-        context.set_default_timeout(10_000)
+        # Generous: a waiting step passes as soon as its condition holds; the limit only
+        # matters on a machine too loaded to answer in time.
+        context.set_default_timeout(30_000)
         page = context.new_page()
         session = BrowserSession(page=page, base_url=live_server.url)
 
