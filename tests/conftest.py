@@ -6,6 +6,15 @@ from django.contrib.auth.models import Permission
 from tests.factories import UserFactory
 
 
+@pytest.fixture(autouse=True)
+def _wake_debounce_reset():
+    """Every test starts with fresh wake-up debouncing: a wake published by an earlier test
+    in this process must not silence the wake a later test (and its worker) waits for."""
+    from scoring.tasks import wake_debounce_reset
+
+    wake_debounce_reset()
+
+
 @pytest.fixture
 def member(db):
     """A plain member."""
