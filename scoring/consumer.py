@@ -18,6 +18,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Case, Value, When
 from django.utils import timezone
 
+from scoring.metrics import CLI_INVOCATION, ClaimedInvocation
 from scoring.models import MemberMetrics, MetricsSnapshot, TelemetryEvent
 from scoring.pipeline import RunKind, pipeline_run_record
 from scoring.registry import EventType, HandleResult, event_type_get
@@ -104,7 +105,7 @@ def _dispatch(events: Sequence[TelemetryEvent]) -> HandleResult:
     return result
 
 
-def _events_claim(*, batch_size: int) -> list[TelemetryEvent]:
+def _events_claim(*, batch_size: int) -> list[TelemetryEvent | ClaimedInvocation]:
     """Claim up to ``batch_size`` pending events, oldest first, and mark them processed.
 
     SKIP LOCKED: rows another consumer has claimed are skipped, not waited on, so two
@@ -115,7 +116,8 @@ def _events_claim(*, batch_size: int) -> list[TelemetryEvent]:
 
     On PostgreSQL claim and mark are one ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE
     SKIP LOCKED) RETURNING ...``: each row is written once instead of locked and then
-    rewritten. Elsewhere it is a SELECT and an UPDATE.
+    rewritten; ``cli_invocation`` events come back as light ``ClaimedInvocation`` records
+    carrying only what their fold reads. Elsewhere it is a SELECT and an UPDATE.
     """
     now = timezone.now()
     if not is_postgresql():
@@ -131,8 +133,12 @@ def _events_claim(*, batch_size: int) -> list[TelemetryEvent]:
             )
         return events
     table = connection.ops.quote_name(TelemetryEvent._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(c) for c in _EVENT_FIELDS)
+    columns = ", ".join(connection.ops.quote_name(c) for c in _EVENT_FIELDS[:-1])
     with connection.cursor() as cursor:
+        # A cli_invocation's fold needs two values of its properties, so PostgreSQL extracts
+        # just those (JSON strings, else NULL) instead of shipping the whole document:
+        # decoding it and building a model instance per event was most of the consumer's
+        # Python time. Other event types get their full properties (their handlers read them).
         cursor.execute(
             f"""
             UPDATE {table} SET status = %s, error = '', processed_at = %s
@@ -140,15 +146,34 @@ def _events_claim(*, batch_size: int) -> list[TelemetryEvent]:
                 SELECT id FROM {table} WHERE status = %s
                 ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
             )
-            RETURNING {columns}
+            RETURNING {columns},
+                CASE WHEN event <> %s THEN properties END,
+                CASE WHEN jsonb_typeof(properties #> '{{invocation,command}}') = 'string'
+                     THEN properties #>> '{{invocation,command}}' END,
+                CASE WHEN jsonb_typeof(properties -> 'startedAt') = 'string'
+                     THEN properties ->> 'startedAt' END
             """,  # noqa: S608 - identifiers from model metadata; values are parameters
-            [TelemetryEvent.Status.PROCESSED, now, TelemetryEvent.Status.PENDING, batch_size],
+            [
+                TelemetryEvent.Status.PROCESSED,
+                now,
+                TelemetryEvent.Status.PENDING,
+                batch_size,
+                CLI_INVOCATION,
+            ],
         )
         rows = cursor.fetchall()
     rows.sort(key=lambda row: row[0])
-    events = []
+    events: list[TelemetryEvent | ClaimedInvocation] = []
     for row in rows:
-        values = dict(zip(_EVENT_FIELDS, row, strict=True))
+        if row[2] == CLI_INVOCATION:
+            # id, member_id, timestamp; the properties reduced to what the fold reads.
+            command, started_at = row[-2], row[-1]
+            properties: dict = {"invocation": {"command": command}} if command is not None else {}
+            if started_at is not None:
+                properties["startedAt"] = started_at
+            events.append(ClaimedInvocation(row[0], row[5], row[6], properties))
+            continue
+        values = dict(zip(_EVENT_FIELDS, row[: len(_EVENT_FIELDS)], strict=True))
         # Django reads jsonb as text and decodes it in the field; do the same here.
         values["properties"] = json.loads(values["properties"])
         events.append(

@@ -4,7 +4,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.utils import timezone
 
@@ -32,6 +32,21 @@ _FOLD_FIELDS = [
     "last_event_at",
     "updated_at",
 ]
+
+
+class ClaimedInvocation(NamedTuple):
+    """A claimed ``cli_invocation`` as the consumer hands it to the fold on PostgreSQL.
+
+    Only what the fold reads: ``properties`` holds just ``invocation.command`` and
+    ``startedAt`` (when they are strings), extracted by the claim statement. Building a
+    ``TelemetryEvent`` and decoding the whole document per event cost more than the fold.
+    """
+
+    pk: int
+    member_id: int
+    timestamp: datetime
+    properties: dict[str, Any]
+    event: str = CLI_INVOCATION
 
 
 @dataclass
@@ -78,7 +93,9 @@ def event_time(properties: Any, timestamp: datetime) -> datetime:
     return timestamp.astimezone(UTC)
 
 
-def metrics_fold_cli_invocations(events: Sequence[TelemetryEvent]) -> HandleResult:
+def metrics_fold_cli_invocations(
+    events: Sequence[TelemetryEvent | ClaimedInvocation],
+) -> HandleResult:
     """Fold claimed ``cli_invocation`` events into their members' ``MemberMetrics``.
 
     Per member: +1 in ``event_counts`` for each event's command group, the UTC date of each
