@@ -386,6 +386,7 @@ class TcpCutoff:
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
         self._marker: re.Pattern[bytes] | None = None
+        self._after_sending = False
         self.cuts = 0
         self._thread: threading.Thread | None = None
 
@@ -407,11 +408,14 @@ class TcpCutoff:
         self._thread = threading.Thread(target=self._serve, args=(listener,), daemon=True)
         self._thread.start()
 
-    def cut_on(self, marker: bytes) -> None:
+    def cut_on(self, marker: bytes, *, after_sending: bool = False) -> None:
         """Drop the first client connection that sends bytes matching the regular expression
-        ``marker`` (then keep forwarding everything else)."""
+        ``marker`` (then keep forwarding everything else): before the server sees those
+        bytes, or with ``after_sending`` right after handing them to the server, so the
+        statement runs but its answer never reaches the client."""
         with self._lock:
             self._marker = re.compile(marker)
+            self._after_sending = after_sending
 
     def refuse(self) -> None:
         """Close all connections and the listening socket: new connections are refused."""
@@ -443,6 +447,9 @@ class TcpCutoff:
 
     def _pump(self, client: socket.socket, upstream: socket.socket) -> None:
         peers = {client: upstream, upstream: client}
+        # After an ``after_sending`` hit: the client's bytes still flow, the server's answers
+        # are dropped until it reports ReadyForQuery (statement done and committed).
+        swallowing = False
         try:
             while True:
                 readable, _, _ = select.select(list(peers), [], [], 1.0)
@@ -450,13 +457,18 @@ class TcpCutoff:
                     data = sock.recv(65536)
                     if not data:
                         return
+                    if swallowing and sock is upstream:
+                        if READY_FOR_QUERY in data:
+                            return
+                        continue
                     with self._lock:
                         marker = self._marker
                         hit = sock is client and marker is not None and bool(marker.search(data))
                         if hit:
                             self._marker = None
                             self.cuts += 1
-                    if hit:
+                            swallowing = self._after_sending
+                    if hit and not swallowing:
                         return  # the statement never reaches the server
                     peers[sock].sendall(data)
         except OSError:
@@ -464,6 +476,10 @@ class TcpCutoff:
         finally:
             _close(client)
             _close(upstream)
+
+
+# PostgreSQL's ReadyForQuery message ("Z", length 5): the server finished the request.
+READY_FOR_QUERY = b"Z\x00\x00\x00\x05"
 
 
 def _close(sock: socket.socket) -> None:
