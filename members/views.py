@@ -55,6 +55,7 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
         "top_url": _board_url(window, None) if cursor else None,
         "where_am_i": where_am_i,
         "me_on_board": me_on_board,
+        "me_username": request.user.get_username() if me_on_board else None,
     }
     return render(request, "members/leaderboard.html", context)
 

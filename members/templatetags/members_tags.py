@@ -1,12 +1,26 @@
-"""Template filters for member pages."""
+"""Template filters and tags for member pages."""
+
+from functools import cache
+from urllib.parse import quote
 
 from django import template
-from django.contrib.humanize.templatetags.humanize import intcomma
-from django.utils.safestring import SafeString
+from django.urls import reverse
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 
 from members.charts import Heatmap, heatmap_rects
+from members.selectors import BoardPage
 
 register = template.Library()
+
+# What Django's reverse() leaves unquoted in a path argument (django.urls.resolvers).
+_PATH_SAFE = "!$&'()*+,;=" + "/~:@"
+
+
+def _grouped(number: int) -> str:
+    """``1234567`` → ``"1,234,567"``: ``intcomma`` for this site's only locale (en-us),
+    without its per-call locale lookups."""
+    return f"{number:,}"
 
 
 @register.filter
@@ -17,9 +31,9 @@ def signed(value: int | None) -> str:
         return ""
     number = int(value)
     if number > 0:
-        return f"+{intcomma(number)}"
+        return f"+{_grouped(number)}"
     if number < 0:
-        return f"\u2212{intcomma(-number)}"
+        return f"\u2212{_grouped(-number)}"
     return "0"
 
 
@@ -28,3 +42,49 @@ def heatmap_cells(heatmap: Heatmap) -> SafeString:
     """``{% heatmap_cells heatmap %}``: the profile heatmap's day squares (see
     ``members.charts.heatmap_rects``)."""
     return heatmap_rects(heatmap.cells, size=heatmap.cell)
+
+
+@cache
+def _profile_url_parts() -> tuple[str, str]:
+    """The profile URL around its username: ("/u/", "/") unless the site is mounted elsewhere."""
+    head, tail = reverse("members:profile", args=["0"]).rsplit("0", 1)
+    return head, tail
+
+
+@cache
+def _tier_badge(ordinal: int, name: str) -> str:
+    return f'<span class="tier-badge tier-{int(ordinal)}">{int(ordinal)} · {escape(name)}</span>'
+
+
+@register.simple_tag
+def board_rows(page: BoardPage, me: str | None = None) -> SafeString:
+    """``{% board_rows page me %}``: the board's ``<tr>`` rows, the row of username ``me``
+    marked ``id="me"``.
+
+    Built in one pass in Python: a 50-row page as a template loop was ~4,000 template
+    variable lookups, 50 ``{% url %}`` reversals and 100 locale-aware number formats, most
+    of a deep page's time. The username (the only user-controlled value) is escaped, and
+    quoted in the URL exactly as ``reverse()`` quotes it; the rest are integers and tier
+    names from the settings (escaped too, once per tier).
+    """
+    head, tail = _profile_url_parts()
+    window = page.window_start is not None
+    rows = []
+    for entry in page.entries:
+        name = escape(entry.username)
+        url = escape(head + quote(entry.username, safe=_PATH_SAFE) + tail)
+        mark = ' id="me" class="me"' if me is not None and entry.username == me else ""
+        if window:
+            loss = " loss" if entry.gain < 0 else ""
+            numbers = (
+                f'<td class="num{loss}">{signed(entry.gain)}</td>'
+                f'<td class="num muted">{_grouped(entry.total_score)}</td>'
+            )
+        else:
+            numbers = f'<td class="num">{_grouped(entry.total_score)}</td>'
+        rows.append(
+            f'<tr{mark}><td class="num">{int(entry.rank)}</td>'
+            f'<td><a href="{url}">{name}</a></td>'
+            f"<td>{_tier_badge(entry.tier.ordinal, entry.tier.name)}</td>{numbers}</tr>"
+        )
+    return mark_safe("\n".join(rows))  # noqa: S308 - every user-controlled value escaped above

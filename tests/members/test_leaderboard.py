@@ -528,3 +528,20 @@ def test_where_am_i_cursor_carries_the_right_rank(make_member, settings, member_
     assert [(e.username, e.rank) for e in page.entries] == [
         (f"t{i:02d}", ranks[i]) for i in range(page_start, min(page_start + 3, len(TIED_SCORES)))
     ]
+
+
+def test_board_rows_escape_usernames_and_link_like_reverse(client, make_member, settings):
+    from django.urls import reverse
+
+    odd = "<b>o'k&co+1@x"
+    make_member(odd, 1_234_567)
+    me = make_member("me.me", 5)
+    client.force_login(me)
+    html = client.get("/leaderboard/").content.decode()
+    assert "<b>o'k" not in html
+    assert "&lt;b&gt;o&#x27;k&amp;co+1@x</a>" in html
+    href = reverse("members:profile", args=[odd]).replace("&", "&amp;").replace("'", "&#x27;")
+    assert f'<a href="{href}">' in html
+    assert '<td class="num">1,234,567</td>' in html
+    assert re.search(r'<tr id="me" class="me"><td class="num">2</td>', html)
+    assert html.count('id="me"') == 1
