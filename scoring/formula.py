@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 
@@ -98,17 +99,48 @@ def constants_from_mapping(overrides: Mapping[str, Any]) -> ScoringConstants:
 DEFAULT_CONSTANTS = ScoringConstants()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ActivityBreakdown:
-    """The activity score and every intermediate value that produced it."""
+    """The activity score and every intermediate value that produced it.
+
+    The multipliers are kept as integer numerator/denominator pairs and only turned into
+    ``Fraction`` when read: the score batch reads ``activity`` and ``streak_days`` of
+    thousands of breakdowns, and building four Fractions each cost more than the formula.
+    """
 
     activity: int
-    base: Fraction
-    diversity: Fraction
     streak_days: int
-    streak_mult: Fraction
-    rolling_mult: Fraction
     rolling_active_days: int
+    _base: Fraction | int
+    _diversity: Fraction | int
+    _streak: tuple[int, int]
+    _rolling: tuple[int, int]
+
+    @property
+    def base(self) -> Fraction:
+        """Σ over groups of min(count x BASE_POINTS, cap of the group)."""
+        return Fraction(self._base)
+
+    @property
+    def diversity(self) -> Fraction:
+        """DIVERSITY_BONUS x groups with at least one event."""
+        return Fraction(self._diversity)
+
+    @property
+    def streak_mult(self) -> Fraction:
+        """min(1 + STREAK_STEP x (streak - 1), STREAK_MAX)."""
+        return Fraction(*self._streak)
+
+    @property
+    def rolling_mult(self) -> Fraction:
+        """1 + ROLLING_BONUS x active days in the window / ROLLING_DAYS."""
+        return Fraction(*self._rolling)
+
+
+@lru_cache(maxsize=8192)
+def _iso_ordinal(value: str) -> int:
+    # The same few hundred ISO dates recur across every member of a batch.
+    return date.fromisoformat(value).toordinal()
 
 
 def _day_numbers(active_dates: Iterable[date | str], as_of: date) -> list[int]:
@@ -116,7 +148,7 @@ def _day_numbers(active_dates: Iterable[date | str], as_of: date) -> list[int]:
     until = as_of.toordinal()
     days = set()
     for value in active_dates:
-        day = (date.fromisoformat(value) if isinstance(value, str) else value).toordinal()
+        day = _iso_ordinal(value) if isinstance(value, str) else value.toordinal()
         if day <= until:
             days.add(day)
     return sorted(days)
@@ -195,10 +227,10 @@ def activity_score(
     activity = (sum_n * streak_n * rolling_n) // (sum_d * streak_d * rolling_d)
     return ActivityBreakdown(
         activity=activity,
-        base=Fraction(base),
-        diversity=Fraction(diversity),
         streak_days=streak,
-        streak_mult=Fraction(streak_n, streak_d),
-        rolling_mult=Fraction(rolling_n, rolling_d),
         rolling_active_days=rolling_active,
+        _base=base,
+        _diversity=diversity,
+        _streak=(streak_n, streak_d),
+        _rolling=(rolling_n, rolling_d),
     )

@@ -166,6 +166,9 @@ def scores_refresh(
         ):
             claimed[member_id].add(tier)
 
+        # The batch's rows go to PostgreSQL as one JSON document: encode the shared time
+        # once, not once per row and table through the encoder's fallback.
+        stamp = now.isoformat() if is_postgresql() else now
         results: dict[int, ScoreResult] = {}
         rows: list[tuple] = []
         history: list[tuple] = []
@@ -194,17 +197,17 @@ def scores_refresh(
                     tier,
                     breakdown.streak_days,
                     len(set(active_dates)),
-                    now,
+                    stamp,
                 )
             )
             if total != previous_total:
-                history.append((member_id, now, activity, award_points, total, tier))
+                history.append((member_id, stamp, activity, award_points, total, tier))
             new_claims = tuple(
                 o for o in tier_ordinals if o <= tier and o not in claimed[member_id]
             )
-            claims.extend((member_id, o, now, total) for o in new_claims)
+            claims.extend((member_id, o, stamp, total) for o in new_claims)
             if tier != previous_tier:
-                changes.append((member_id, previous_tier, tier, cause, total, now))
+                changes.append((member_id, previous_tier, tier, cause, total, stamp))
             results[member_id] = ScoreResult(
                 member_id=member_id,
                 previous_total=previous_total,
