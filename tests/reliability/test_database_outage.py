@@ -8,10 +8,13 @@ server committed.
 import pytest
 
 from scoring.apikeys import api_key_create
+from scoring.consumer import events_consume
 from scoring.models import TelemetryEvent
+from scoring.scores import scores_process_batch
 from tests.factories import UserFactory
 from tests.reliability.harness import TcpCutoff, http_post_json, wait_until
 from tests.reliability.payloads import cli_event, cli_events
+from tests.reliability.replay import assert_ledger_consistent
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -51,6 +54,13 @@ def _stored(prefix: str) -> int:
     return TelemetryEvent.objects.filter(insert_id__startswith=prefix).count()
 
 
+def _process_and_check_ledger() -> None:
+    # No worker runs here: drain in-process, then every stored event must count once.
+    events_consume()
+    scores_process_batch()
+    assert_ledger_consistent()
+
+
 def test_ingest_answers_503_while_the_database_refuses_connections(web, cutoff, key_headers):
     status, _, body = http_post_json(web, cli_event("before-1"), headers=key_headers)
     assert (status, body) == (202, {"accepted": 1, "duplicates": 0})
@@ -78,6 +88,7 @@ def test_ingest_answers_503_while_the_database_refuses_connections(web, cutoff, 
     assert (status, body) == (202, {"accepted": 3, "duplicates": 0})
     assert _stored("down-") == 3
     assert _stored("before-") == 1
+    _process_and_check_ledger()
 
 
 def test_connection_lost_as_the_insert_is_sent_stores_nothing_and_answers_503(
@@ -97,6 +108,7 @@ def test_connection_lost_as_the_insert_is_sent_stores_nothing_and_answers_503(
     status, _, body = http_post_json(web, batch, headers=key_headers)
     assert (status, body) == (202, {"accepted": 0, "duplicates": 25})
     assert _stored("batch-") == 25
+    _process_and_check_ledger()
 
 
 def test_answer_lost_after_the_insert_ran_is_503_and_the_retry_counts_duplicates(
@@ -115,3 +127,4 @@ def test_answer_lost_after_the_insert_ran_is_503_and_the_retry_counts_duplicates
     status, _, body = http_post_json(web, batch, headers=key_headers)
     assert (status, body) == (202, {"accepted": 0, "duplicates": 25})
     assert _stored("lost-") == 25
+    _process_and_check_ledger()
