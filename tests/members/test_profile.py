@@ -323,3 +323,18 @@ def test_profile_query_count_does_not_grow_with_history_or_awards(client):
     # chart baseline, chart rows.
     assert large[0] <= 8
     assert large[1] <= 4
+
+
+def test_award_text_is_escaped_in_the_history(client):
+    member = UserFactory(username="quagmire")
+    award = AwardFactory(recipient=member, points=1_500, reason="<script>alert(1)</script> & co")
+    AwardRevocationFactory(award=award, reason="<b>dup</b>")
+    client.force_login(member)  # the owner also sees the revocation reason
+    html = client.get("/u/quagmire/").content.decode()
+    assert "<script>alert" not in html
+    assert "<b>dup" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in html
+    assert '<span class="muted">&lt;b&gt;dup&lt;/b&gt;</span>' in html
+    assert '<td class="num revoked">+1,500</td>' in html
+    granted = award.granted_at.isoformat()
+    assert f'<time datetime="{granted}">{award.granted_at:%Y-%m-%d}</time>' in html
