@@ -17,7 +17,11 @@ How the checks are split between the hooks:
   through to the consumer, which checks again and rejects it with a reason).
 - ``conflict`` (whole request, 409): the key is already used for that recipient with other
   points or reason — by a stored award, by an award event still waiting in the queue, or by
-  another event of the same request. Set-based: two queries per request.
+  another event of the same request. Set-based: two queries per request. Ingest runs it in
+  the transaction that stores the request, after locking each (recipient, key) named by
+  ``conflict_keys``, so two requests using one key with different payloads at the same
+  moment are checked one after the other: the later one sees the earlier one's event and
+  is answered 409.
 - ``handle`` (consumer, inside its batch transaction): re-reads the stored events, grants
   them through ``awards_grant_bulk(skip_invalid=True)`` and marks refused ones rejected
   with the reason, so one bad event never blocks the rest.
@@ -254,7 +258,14 @@ def award_events_conflict(events: Sequence[Mapping[str, Any]], api_key: ApiKey) 
         if (first.points, first.reason) != (award.points, award.reason):
             return message(award, "by another event of this request")
 
+    # The queue first, then the awards: an event the consumer grants between the two
+    # queries is then seen either still pending or already granted, never neither.
     usernames = {a.username for a in awards}
+    for queued in _pending_awards(usernames):
+        first = seen.get((queued.username, queued.key))
+        if first is not None and (first.points, first.reason) != (queued.points, queued.reason):
+            return message(first, "by an award event waiting to be processed")
+
     stored = Award.objects.filter(
         recipient__username__in=usernames, idempotency_key__in={a.key for a in awards}
     ).values_list("recipient__username", "idempotency_key", "points", "reason")
@@ -263,12 +274,19 @@ def award_events_conflict(events: Sequence[Mapping[str, Any]], api_key: ApiKey) 
         payload = stored_payload.get((award.username, award.key))
         if payload is not None and payload != (award.points, award.reason):
             return message(award, "by a granted award")
-
-    for queued in _pending_awards(usernames):
-        first = seen.get((queued.username, queued.key))
-        if first is not None and (first.points, first.reason) != (queued.points, queued.reason):
-            return message(first, "by an award event waiting to be processed")
     return None
+
+
+def award_events_conflict_keys(events: Sequence[Mapping[str, Any]], api_key: ApiKey) -> set[str]:
+    """What a request's award events could conflict over: recipient and key, one per award.
+
+    Ingest locks these while it checks conflicts and stores the request (no query here).
+    """
+    return {
+        f"{award.username}\n{award.key}"
+        for event in events
+        if event.get("event") == EVENT_NAME and (award := _event_award(event))
+    }
 
 
 def award_events_handle(events: Sequence[TelemetryEvent]) -> HandleResult:
@@ -363,6 +381,7 @@ event_type_register(
         scope=ApiKey.SCOPE_AWARD,
         validate=award_event_validate,
         conflict=award_events_conflict,
+        conflict_keys=award_events_conflict_keys,
         default_insert_id=award_event_insert_id,
         handle=award_events_handle,
     )

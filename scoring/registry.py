@@ -5,7 +5,7 @@
 rejected by the consumer with a reason (they never block the queue).
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,11 @@ class EventType:
     - ``validate(event, api_key)``: shape/business checks at ingest → list of FieldError.
     - ``conflict(events, api_key)``: checks against stored state for a whole request (e.g. an
       award key reused with a different payload) → a message for a 409, or None.
+    - ``conflict_keys(events, api_key)``: what those events could conflict over (for an
+      award: recipient and key), as strings. Ingest runs ``conflict`` and stores the request
+      in one transaction holding a lock on each (PostgreSQL advisory locks), so concurrent
+      requests naming the same key are checked one after the other and the later one sees
+      the earlier one's events. Without it, ``conflict`` can miss a concurrent request.
     - ``default_insert_id(event, api_key)``: the insert_id when the event has none.
     - ``handle(events)``: called by the consumer inside its batch transaction with this
       type's claimed events; returns a HandleResult. Must be set-based and idempotent.
@@ -47,6 +52,7 @@ class EventType:
     handle: Callable[[Sequence["TelemetryEvent"]], HandleResult]
     validate: Callable[[Mapping[str, Any], "ApiKey"], list[FieldError]] | None = None
     conflict: Callable[[Sequence[Mapping[str, Any]], "ApiKey"], str | None] | None = None
+    conflict_keys: Callable[[Sequence[Mapping[str, Any]], "ApiKey"], Iterable[str]] | None = None
     default_insert_id: Callable[[Mapping[str, Any], "ApiKey"], str | None] | None = None
 
 

@@ -6,10 +6,12 @@ A request is handled in three steps, each of which may refuse it with an
 1. ``ingest_request_parse`` (``body``) — Content-Type (415), size (413), UTF-8 and JSON
    (400), nesting depth (400), and a scan of the text for escapes PostgreSQL cannot store.
 2. ``events_validate`` (``events``) — the shape of the body and of every event (400, all
-   errors at once), the scope each event type needs (403), the event types' own checks
-   (400) and conflicts with stored state (409).
+   errors at once), the scope each event type needs (403) and the event types' own checks
+   (400).
 3. ``events_insert`` (``store``) — one set-based ``INSERT ... ON CONFLICT (insert_id) DO
-   NOTHING`` for the whole request; known ``insert_id`` values count as duplicates.
+   NOTHING`` for the whole request; known ``insert_id`` values count as duplicates. When
+   an event type has a ``conflict`` hook, its check (409) runs in the same transaction,
+   after locking the keys the type names (``conflict_keys_lock``).
 
 Validation is all-or-nothing: one bad event and nothing is stored.
 """
@@ -35,10 +37,12 @@ from scoring.ingest.events import (
     MAX_NAME_LENGTH,
     cli_invocation_default_insert_id,
     cli_invocation_validate,
+    conflict_lock_keys,
+    conflicts_check,
     events_validate,
     parse_timestamp,
 )
-from scoring.ingest.store import events_insert
+from scoring.ingest.store import conflict_keys_lock, events_insert
 from scoring.models import ApiKey
 from scoring.tasks import consumer_wake
 
@@ -85,16 +89,29 @@ def events_ingest(*, api_key: ApiKey, payload: IngestPayload | Any) -> IngestRes
     Storage is a single statement, atomic by itself, so outside a transaction it runs in
     autocommit (no BEGIN/COMMIT round trips on the hot path); inside a caller's
     transaction it runs in a savepoint, so a refused value leaves that transaction usable.
+
+    Requests holding events whose type has a ``conflict`` hook (``award``) instead check
+    conflicts and insert in one transaction that first locks the keys the type names, so
+    of two concurrent requests using one award key with different payloads the later
+    waits, sees the earlier's event and answers 409 — never a 202 duplicate.
     """
     if isinstance(payload, IngestPayload):
         data, text, text_checked = payload.data, payload.text, payload.text_checked
     else:
         data, text, text_checked = payload, None, False
     now = timezone.now()
-    rows = events_validate(api_key=api_key, payload=data, now=now, text_checked=text_checked)
-    guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    rows, checks = events_validate(
+        api_key=api_key, payload=data, now=now, text_checked=text_checked
+    )
+    atomic = bool(checks) or connection.in_atomic_block
+    guard = transaction.atomic() if atomic else nullcontext()
     try:
         with guard:
+            if checks:
+                # Lock, then check, then insert, then commit (which releases the locks): a
+                # concurrent request with one of these keys checks only after this commits.
+                conflict_keys_lock(conflict_lock_keys(checks, api_key))
+                conflicts_check(checks, api_key)
             accepted = events_insert(
                 api_key=api_key,
                 rows=rows,

@@ -5,7 +5,7 @@ dictionary access and type checks, and consults the registry once per event type
 """
 
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
@@ -180,6 +180,7 @@ class _Handling:
     scope: str
     validate: Callable[[Mapping[str, Any], ApiKey], list[FieldError]] | None = None
     conflict: Callable[[Sequence[Mapping[str, Any]], ApiKey], str | None] | None = None
+    conflict_keys: Callable[[Sequence[Mapping[str, Any]], ApiKey], Iterable[str]] | None = None
     default_insert_id: Callable[[Mapping[str, Any], ApiKey], str | None] | None = None
 
 
@@ -205,6 +206,7 @@ def _handling(name: str) -> _Handling:
         scope=registered.scope,
         validate=registered.validate or builtin.validate,
         conflict=registered.conflict,
+        conflict_keys=registered.conflict_keys,
         default_insert_id=registered.default_insert_id or builtin.default_insert_id,
     )
 
@@ -250,16 +252,51 @@ def _text_errors(payload: Any, events: list[Any], batch: bool) -> list[dict[str,
 Row = tuple[str, str, str, datetime, dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class ConflictCheck:
+    """A request's valid events of one type that has a ``conflict`` hook, to check later."""
+
+    name: str
+    events: list[Mapping[str, Any]]
+    handling: _Handling
+
+
+def conflict_lock_keys(checks: Sequence[ConflictCheck], api_key: ApiKey) -> list[str]:
+    """The sorted, distinct lock names (``<event>:<key>``) the checks' types declare."""
+    keys = set()
+    for check in checks:
+        if check.handling.conflict_keys is not None:
+            keys.update(
+                f"{check.name}:{key}" for key in check.handling.conflict_keys(check.events, api_key)
+            )
+    # One order for every request, so two requests locking overlapping keys never deadlock.
+    return sorted(keys)
+
+
+def conflicts_check(checks: Sequence[ConflictCheck], api_key: ApiKey) -> None:
+    """Run each type's conflict check; ``IngestRejected`` 409 on the first objection."""
+    for check in checks:
+        conflict = check.handling.conflict
+        message = conflict(check.events, api_key) if conflict else None
+        if message:
+            raise IngestRejected(
+                409, {"error": "conflict", "event": check.name, "message": message}
+            )
+
+
 def events_validate(
     *, api_key: ApiKey, payload: Any, now: datetime, text_checked: bool
-) -> list[Row]:
-    """Validate a body's events and check conflicts; return one row per event, in order.
+) -> tuple[list[Row], list[ConflictCheck]]:
+    """Validate a body's events; return one row per event, in order, and the conflict checks.
 
     A row is ``(insert_id, event, distinct_id, timestamp, properties)``; a missing
     ``timestamp`` is ``now``, a missing ``insert_id`` the type's default. Raises
     ``IngestRejected``: 400 for the body's shape; 403 for the first event whose type needs
     a scope the key lacks (that event is not validated further); else 400 listing every
-    invalid field of every event; else 409 when a type's conflict check objects.
+    invalid field of every event. Conflicts with stored state (409) are not checked here:
+    the caller runs ``conflicts_check`` in the transaction that stores the rows, so the
+    check and the insert are atomic. The list is empty when no event's type has a
+    ``conflict`` hook (the ``cli_invocation`` hot path).
     """
     events, batch = events_of(payload)
     errors = [] if text_checked else _text_errors(payload, events, batch)
@@ -359,9 +396,8 @@ def events_validate(
     if errors:
         errors.sort(key=lambda error: -1 if error["index"] is None else error["index"])
         raise IngestRejected(400, {"error": "invalid_events", "errors": errors})
-    for name, checked in conflict_checks.items():
-        conflict = handlings[name].conflict
-        message = conflict(checked, api_key) if conflict else None
-        if message:
-            raise IngestRejected(409, {"error": "conflict", "event": name, "message": message})
-    return rows
+    checks = [
+        ConflictCheck(name=name, events=checked, handling=handlings[name])
+        for name, checked in conflict_checks.items()
+    ]
+    return rows, checks

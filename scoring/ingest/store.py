@@ -88,6 +88,26 @@ def events_insert(
         return cursor.rowcount
 
 
+def conflict_keys_lock(keys: list[str]) -> None:
+    """Hold a lock on each of ``keys`` (sorted) until the current transaction ends.
+
+    PostgreSQL: one statement taking transaction-scoped advisory locks on a 64-bit hash of
+    each key, in the order given (the array is scanned in order), so a concurrent request
+    naming one of them waits for this transaction to commit or roll back; its next
+    statements (READ COMMITTED) then see what this one stored. A hash collision only makes
+    two requests wait for each other. SQLite needs nothing: the project opens transactions
+    with ``BEGIN IMMEDIATE``, which already takes the database's single write lock.
+    """
+    if not keys or connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
+            "FROM unnest(%s::text[]) AS k",
+            [keys],
+        )
+
+
 def _event_of(row: Row) -> dict:
     _insert_id, name, distinct_id, _timestamp, properties = row
     return {"event": name, "distinct_id": distinct_id, "properties": properties}

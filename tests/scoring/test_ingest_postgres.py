@@ -2,13 +2,16 @@
 
 import json
 import threading
+import time
 
 import pytest
 from django.db import connection, connections
 from django.test import Client
 
-from scoring.ingest import IngestPayload, IngestRejected, events_ingest
+from scoring import registry
+from scoring.ingest import IngestPayload, IngestRejected, IngestResult, events_ingest
 from scoring.models import TelemetryEvent
+from scoring.registry import EventType, HandleResult
 from tests.scoring.test_ingest import cli_event
 
 pytestmark = [
@@ -122,3 +125,79 @@ def test_value_the_database_refuses_is_a_400_not_a_500(ingest_key):
     assert rejected.value.status == 400
     assert rejected.value.body["field"] == "body"
     assert not TelemetryEvent.objects.exists()
+
+
+def test_a_request_sharing_a_conflict_key_waits_for_the_lock_holder_and_answers_409(
+    ingest_key, monkeypatch
+):
+    # A throwaway type whose conflict check compares ``value`` with stored events of the
+    # same ``ref``; both requests share one default insert_id, so without the lock the
+    # second would pass its check and be counted a duplicate instead of a conflict.
+    api_key, _ = ingest_key
+    paused, release = threading.Event(), threading.Event()
+
+    def conflict(events, key):
+        if any(event["properties"].get("pause") for event in events):
+            paused.set()
+            release.wait(timeout=30)  # inside the transaction, holding the lock
+        refs = {event["properties"]["ref"]: event["properties"]["value"] for event in events}
+        stored = TelemetryEvent.objects.filter(
+            event="test_lock", properties__ref__in=list(refs)
+        ).values_list("properties", flat=True)
+        clash = any(refs[p["ref"]] != p["value"] for p in stored)
+        return "value changed" if clash else None
+
+    monkeypatch.setitem(
+        registry._registry,
+        "test_lock",
+        EventType(
+            name="test_lock",
+            scope="ingest",
+            handle=lambda events: HandleResult(),
+            conflict=conflict,
+            conflict_keys=lambda events, key: {e["properties"]["ref"] for e in events},
+            default_insert_id=lambda event, key: f"lock-{event['properties']['ref']}",
+        ),
+    )
+    first = {"event": "test_lock", "distinct_id": "d", "properties": {"ref": "k", "value": 1}}
+    second = {**first, "properties": {"ref": "k", "value": 2}}
+    answers: dict[str, object] = {}
+
+    def send(name: str, event: dict) -> None:
+        try:
+            answers[name] = events_ingest(api_key=api_key, payload=event)
+        except IngestRejected as exc:
+            answers[name] = exc.status
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(
+        target=send, args=("first", {**first, "properties": {**first["properties"], "pause": 1}})
+    )
+    holder.start()
+    assert paused.wait(timeout=30)
+    waiter = threading.Thread(target=send, args=("second", second))
+    waiter.start()
+    try:
+        # The second request is blocked on the advisory lock the first one holds.
+        with connection.cursor() as cursor:
+            for _ in range(600):
+                cursor.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                    "AND database = "
+                    "(SELECT oid FROM pg_database WHERE datname = current_database())"
+                )
+                if cursor.fetchone()[0]:
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail("the second request never waited for the lock")
+    finally:
+        release.set()  # also when the check above fails, so no thread is left waiting
+        holder.join(timeout=30)
+        waiter.join(timeout=30)
+
+    assert answers == {"first": IngestResult(accepted=1, duplicates=0), "second": 409}
+    assert list(TelemetryEvent.objects.values_list("properties", flat=True)) == [
+        {"ref": "k", "value": 1, "pause": 1}
+    ]
