@@ -124,7 +124,7 @@ def cli_properties(rng: random.Random, *, event_id: str, group: str, started_at:
         "command": group,
         "args": [rng.choice(ARG_WORDS)] if subcommand and rng.random() < 0.7 else [],
         "optionKeys": options,
-        "globalOptions": {"json": "--json" in options, "verbose": rng.random() < 0.1},
+        "globalOptions": ["--json"] * ("--json" in options) + ["--verbose"] * (rng.random() < 0.1),
     }
     if subcommand:
         invocation["subcommand"] = subcommand

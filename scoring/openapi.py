@@ -66,7 +66,7 @@ _CLI_PROPERTIES = {
                 "subcommand": {"type": ["string", "null"]},
                 "args": {"type": ["array", "null"]},
                 "optionKeys": {"type": ["array", "null"]},
-                "globalOptions": {"type": ["object", "null"]},
+                "globalOptions": {"type": ["array", "null"], "items": {"type": "string"}},
             },
         },
         "result": {

@@ -41,7 +41,7 @@ class TelemetryEventFactory(DjangoModelFactory):
                 "subcommand": "run",
                 "args": [],
                 "optionKeys": [],
-                "globalOptions": {},
+                "globalOptions": [],
             },
             "result": {"status": "success", "exitCode": 0},
             "startedAt": e.timestamp.isoformat(),

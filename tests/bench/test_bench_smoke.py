@@ -42,6 +42,7 @@ def test_cli_event_has_the_shape_the_swamp_cli_sends():
     }  # fmt: skip
     assert props["invocation"]["command"] in datagen.GROUP_NAMES
     assert set(props["invocation"]) >= {"command", "args", "optionKeys", "globalOptions"}
+    assert all(type(option) is str for option in props["invocation"]["globalOptions"])
     assert props["startedAt"].endswith("Z")
     assert datetime.fromisoformat(props["completedAt"]) >= datetime.fromisoformat(
         props["startedAt"]

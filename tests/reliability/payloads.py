@@ -21,7 +21,7 @@ def cli_event(
                 "subcommand": "run",
                 "args": [],
                 "optionKeys": [],
-                "globalOptions": {},
+                "globalOptions": [],
             },
             "result": {"status": "success", "exitCode": 0},
             "startedAt": started.isoformat(),

@@ -187,7 +187,7 @@ def _cli_event(n: int, command: str, day, hour: int = 10) -> dict:
                 "subcommand": "run",
                 "args": [],
                 "optionKeys": [],
-                "globalOptions": {},
+                "globalOptions": [],
             },
             "result": {"status": "success", "exitCode": 0},
             "startedAt": at,

@@ -106,7 +106,7 @@ def _invocation(rng: random.Random, group: str, at: datetime, uid: str) -> dict:
             "subcommand": subcommand,
             "args": [f"{group}-{rng.randrange(1, 40)}.yaml"] if rng.random() < 0.6 else [],
             "optionKeys": option_keys[: rng.randrange(0, 3)],
-            "globalOptions": {"json": rng.random() < 0.3, "quiet": False},
+            "globalOptions": ["--json"] if rng.random() < 0.3 else [],
         },
         "result": {"status": "error" if failed else "success", "exitCode": 1 if failed else 0},
         "startedAt": at.isoformat().replace("+00:00", "Z"),
