@@ -348,7 +348,9 @@ def award_events_handle(events: Sequence[TelemetryEvent]) -> HandleResult:
                 category=parsed[e.pk].category,
                 public=parsed[e.pk].public,
                 granted_by_text=parsed[e.pk].granted_by_text,
-                granted_at=e.timestamp,
+                # Never a client-supplied future time: ingest allows a few minutes of clock
+                # skew, the award is dated no later than its arrival.
+                granted_at=min(e.timestamp, e.received_at),
             )
             for e in granter_events
         ]

@@ -77,6 +77,7 @@ def _handle_isolated(event_type: EventType, events: Sequence[TelemetryEvent]) ->
         part = _handle_isolated(event_type, half)
         result.rejected.update(part.rejected)
         result.touched_member_ids |= part.touched_member_ids
+        result.late |= part.late
     return result
 
 
@@ -102,6 +103,7 @@ def _dispatch(events: Sequence[TelemetryEvent]) -> HandleResult:
             }
         )
         result.touched_member_ids |= part.touched_member_ids
+        result.late |= part.late & claimed_ids
     return result
 
 
@@ -171,7 +173,7 @@ def _events_claim(*, batch_size: int) -> list[TelemetryEvent | ClaimedInvocation
             properties: dict = {"invocation": {"command": command}} if command is not None else {}
             if started_at is not None:
                 properties["startedAt"] = started_at
-            events.append(ClaimedInvocation(row[0], row[5], row[6], properties))
+            events.append(ClaimedInvocation(row[0], row[5], row[6], properties, row[7]))
             continue
         values = dict(zip(_EVENT_FIELDS, row[: len(_EVENT_FIELDS)], strict=True))
         # Django reads jsonb as text and decodes it in the field; do the same here.
@@ -238,6 +240,9 @@ def _consume_once(*, batch_size: int) -> int:
             return 0
         result = _dispatch(events)
         _events_reject(result.rejected)
+        if result.late:
+            # Processed, never counted; staff see how many (docs/ingest.md "Time").
+            TelemetryEvent.objects.filter(id__in=sorted(result.late)).update(late=True)
         if snapshots_enqueue(member_ids=result.touched_member_ids):
             score_batch_wake()  # on commit: a rolled-back batch wakes nobody
     return len(events)

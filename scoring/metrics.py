@@ -3,9 +3,10 @@
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
+from django.conf import settings
 from django.utils import timezone
 
 from scoring.models import MemberMetrics, TelemetryEvent
@@ -46,6 +47,7 @@ class ClaimedInvocation(NamedTuple):
     member_id: int
     timestamp: datetime
     properties: dict[str, Any]
+    received_at: datetime | None = None
     event: str = CLI_INVOCATION
 
 
@@ -101,7 +103,10 @@ def metrics_fold_cli_invocations(
     Per member: +1 in ``event_counts`` for each event's command group, the UTC date of each
     event (``startedAt``, else ``timestamp``) added to ``active_dates`` (a sorted set),
     ``total_events`` += events, and first/last event time widened. An event without a usable
-    ``invocation.command`` is rejected with the reason; the others apply.
+    ``invocation.command`` is rejected with the reason; an event that was older than
+    ``TELEMETRY_MAX_AGE_DAYS`` when it arrived is *late*: processed, never counted (an
+    offline CLI spools for days, not months; a backfilled streak is not activity). The
+    others apply.
 
     Set-based, whatever the batch size: the batch is aggregated per member in Python, then
     merged into the stored rows by one ``INSERT ... ON CONFLICT DO UPDATE`` on PostgreSQL
@@ -113,12 +118,17 @@ def metrics_fold_cli_invocations(
     """
     result = HandleResult()
     folds: dict[int, _Fold] = {}
+    max_age = timedelta(days=settings.TELEMETRY_MAX_AGE_DAYS)
+    now = timezone.now()
     for event in events:
         group = command_group(event.properties)
         if group is None:
             result.rejected[event.pk] = "properties.invocation.command: must be a non-empty string"
             continue
         at = event_time(event.properties, event.timestamp)
+        if at < (event.received_at or now) - max_age:
+            result.late.add(event.pk)
+            continue
         fold = folds.setdefault(event.member_id, _Fold())
         fold.counts[group] += 1
         fold.dates.add(at.date().isoformat())

@@ -57,6 +57,13 @@ class TelemetryEvent(models.Model):
     status = models.CharField(max_length=10, choices=Status, default=Status.PENDING)
     error = models.TextField(blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # Processed but not counted: older than TELEMETRY_MAX_AGE_DAYS when it arrived.
+    late = models.BooleanField(default=False)
+    # From ``User-Agent: swamp-cli/<version>``; empty for any other client.
+    cli_version = models.CharField(max_length=100, blank=True, default="")
+    # The known properties whose type differs from the client's wire format (dotted paths),
+    # or null: counted per client version on the staff dashboard (docs/ingest.md "Drift").
+    drift = models.JSONField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -70,6 +77,16 @@ class TelemetryEvent(models.Model):
                 condition=Q(status="rejected"),
             ),
             models.Index(fields=["member", "timestamp"], name="scoring_event_member_ts_idx"),
+            # The staff dashboard's "last 7 days per client version" counts.
+            models.Index(fields=["received_at", "cli_version"], name="scoring_event_version_idx"),
+            models.Index(
+                fields=["received_at"],
+                name="scoring_event_drift_idx",
+                condition=Q(drift__isnull=False),
+            ),
+            models.Index(
+                fields=["received_at"], name="scoring_event_late_idx", condition=Q(late=True)
+            ),
         ]
 
     def __str__(self) -> str:

@@ -23,10 +23,12 @@ class FieldError:
 
 @dataclass
 class HandleResult:
-    """What a handler did with a batch: rejected events (id → reason) and touched members."""
+    """What a handler did with a batch: rejected events (id → reason), touched members, and
+    late events (processed, not counted: older than ``TELEMETRY_MAX_AGE_DAYS``)."""
 
     rejected: dict[int, str] = field(default_factory=dict)
     touched_member_ids: set[int] = field(default_factory=set)
+    late: set[int] = field(default_factory=set)
 
 
 @dataclass(frozen=True)

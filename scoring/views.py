@@ -8,7 +8,12 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from scoring.apikeys import api_key_authenticate, api_key_from_request
-from scoring.ingest import IngestRejected, events_ingest, ingest_request_parse
+from scoring.ingest import (
+    IngestRejected,
+    cli_version_from_user_agent,
+    events_ingest,
+    ingest_request_parse,
+)
 from scoring.ratelimit import rate_limit_hit
 from swampclub.http import json_error
 
@@ -48,7 +53,11 @@ def ingest(request: HttpRequest) -> JsonResponse:
             )
             response["Retry-After"] = str(retry_after)
             return response
-        result = events_ingest(api_key=api_key, payload=ingest_request_parse(request))
+        result = events_ingest(
+            api_key=api_key,
+            payload=ingest_request_parse(request),
+            cli_version=cli_version_from_user_agent(request.headers.get("User-Agent")),
+        )
     except IngestRejected as rejected:
         return JsonResponse(rejected.body, status=rejected.status)
     except (OperationalError, InterfaceError):

@@ -270,3 +270,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
     "loggers": {"swampclub": {"level": os.environ.get("LOG_LEVEL", "INFO")}},
 }
+
+# --- Telemetry time rules (SPEC §4; docs/ingest.md "Time") ---
+# A startedAt/timestamp further ahead than this is refused (400): clocks drift a little,
+# a streak is not built from the future.
+TELEMETRY_MAX_FUTURE_S = 300
+# Events older than this when they arrive are stored but never counted (staff see them as
+# "late"): offline CLIs spool up to 7 days, so 30 leaves room without letting a key backfill
+# a streak of months.
+TELEMETRY_MAX_AGE_DAYS = int(os.environ.get("TELEMETRY_MAX_AGE_DAYS", "30"))

@@ -32,7 +32,9 @@ class TelemetryEventFactory(DjangoModelFactory):
     member = factory.SubFactory(UserFactory)
     distinct_id = factory.LazyAttribute(lambda e: f"device-{e.member.username}")
     timestamp = factory.LazyFunction(timezone.now)
-    received_at = factory.LazyFunction(timezone.now)
+    # Received when sent: an event dated weeks ago is not "late" (TELEMETRY_MAX_AGE_DAYS)
+    # unless a test says it arrived later.
+    received_at = factory.LazyAttribute(lambda e: e.timestamp)
     properties = factory.LazyAttribute(
         lambda e: {
             "id": e.insert_id,

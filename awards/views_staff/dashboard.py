@@ -5,16 +5,18 @@ from django.views.decorators.http import require_GET
 
 from awards.selectors_staff import awards_recent, pipeline_health, tier_changes_recent
 from awards.views_staff._common import HtmxHttpRequest, htmx_target, render_page_or_fragment
+from scoring.drift import clients_summary
 from swampclub.http import staff_permission_required
 
 TEMPLATE = "staff/dashboard.html"
-PANELS = {"health", "activity"}
+PANELS = {"health", "activity", "clients"}
 
 
 @require_GET
 @staff_permission_required()
 def dashboard(request: HtmxHttpRequest) -> HttpResponse:
-    """The whole dashboard, or the panel (``#health`` / ``#activity``) that polled for itself.
+    """The whole dashboard, or the panel (``#health`` / ``#activity`` / ``#clients``) that
+    polled for itself.
 
     Each panel reloads itself on an interval; only the panel asked for is queried.
     """
@@ -27,4 +29,6 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
     if panel in (None, "activity"):
         context["recent_awards"] = awards_recent(limit=10)
         context["tier_changes"] = tier_changes_recent(limit=10)
+    if panel in (None, "clients"):
+        context["clients"] = clients_summary()
     return render_page_or_fragment(request, TEMPLATE, context, fragments=PANELS)

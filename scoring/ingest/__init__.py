@@ -57,6 +57,7 @@ __all__ = [
     "IngestResult",
     "cli_invocation_default_insert_id",
     "cli_invocation_validate",
+    "cli_version_from_user_agent",
     "events_ingest",
     "ingest_request_parse",
     "parse_timestamp",
@@ -71,11 +72,27 @@ class IngestResult:
     duplicates: int
 
 
-def events_ingest(*, api_key: ApiKey, payload: IngestPayload | Any) -> IngestResult:
+CLI_USER_AGENT_PREFIX = "swamp-cli/"
+MAX_CLI_VERSION_LENGTH = 100
+
+
+def cli_version_from_user_agent(user_agent: str | None) -> str:
+    """The version in ``User-Agent: swamp-cli/<version>`` (first product token), else ""."""
+    if not user_agent or not user_agent.startswith(CLI_USER_AGENT_PREFIX):
+        return ""
+    version = user_agent[len(CLI_USER_AGENT_PREFIX) :].split(" ", 1)[0]
+    return version[:MAX_CLI_VERSION_LENGTH].replace("\x00", "")
+
+
+def events_ingest(
+    *, api_key: ApiKey, payload: IngestPayload | Any, cli_version: str = ""
+) -> IngestResult:
     """Validate and store one ingest request's events for ``api_key``'s owner.
 
     ``payload`` is the parsed request (``ingest_request_parse``) or a decoded JSON value:
     one event object or ``{"events": [...]}`` with 1..``INGEST_MAX_EVENTS`` events.
+    ``cli_version`` (``cli_version_from_user_agent``) is stored with each event, so drift
+    in the client's wire format is counted per version.
 
     Guarantees: all-or-nothing — any invalid event raises ``IngestRejected`` (400 with
     every error, 403 for a missing scope, 409 for a conflict with stored state) and nothing
@@ -118,6 +135,7 @@ def events_ingest(*, api_key: ApiKey, payload: IngestPayload | Any) -> IngestRes
                 now=now,
                 events_json=text,
                 batch=type(data) is dict and "events" in data,
+                cli_version=cli_version,
             )
     except DataError as exc:
         raise request_error(

@@ -7,13 +7,14 @@ dictionary access and type checks, and consults the registry once per event type
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any
 
 from django.conf import settings
 
 from scoring.ingest.body import IngestRejected, request_error
+from scoring.ingest.wire import cli_invocation_drift
 from scoring.models import ApiKey
 from scoring.registry import FieldError, event_type_get
 
@@ -30,6 +31,18 @@ AWARD = "award"
 NAME_MESSAGE = f"must be a non-empty string of at most {MAX_NAME_LENGTH} characters"
 INSERT_ID_MESSAGE = f"must be a non-empty string of at most {MAX_INSERT_ID_LENGTH} characters"
 TEXT_MESSAGE = "must not contain NUL (\\u0000) or unpaired surrogate characters"
+TIME_MESSAGE = "must be an ISO-8601 date-time"
+
+
+def future_limit(now: datetime) -> datetime:
+    """The latest acceptable ``timestamp``/``startedAt``: ``TELEMETRY_MAX_FUTURE_S`` ahead."""
+    return now + timedelta(seconds=settings.TELEMETRY_MAX_FUTURE_S)
+
+
+def future_message() -> str:
+    """The error for a time too far ahead (SPEC §4: a streak is not built from the future)."""
+    return f"must not be more than {settings.TELEMETRY_MAX_FUTURE_S} seconds in the future"
+
 
 # Characters PostgreSQL cannot store in text or jsonb.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -105,8 +118,11 @@ def cli_invocation_validate(event: Mapping[str, Any], api_key: ApiKey) -> list[F
                 f"must be a non-empty string of at most {MAX_COMMAND_LENGTH} characters",
             )
         )
-    if parse_timestamp(properties.get("startedAt")) is None:
-        errors.append(FieldError("properties.startedAt", "must be an ISO-8601 date-time"))
+    started_at = parse_timestamp(properties.get("startedAt"))
+    if started_at is None:
+        errors.append(FieldError("properties.startedAt", TIME_MESSAGE))
+    elif started_at > future_limit(datetime.now(UTC)):
+        errors.append(FieldError("properties.startedAt", future_message()))
     event_id = properties.get("id")
     if (
         event.get("insert_id") is None
@@ -138,6 +154,9 @@ class _Handling:
     conflict: Callable[[Sequence[Mapping[str, Any]], ApiKey], str | None] | None = None
     conflict_keys: Callable[[Sequence[Mapping[str, Any]], ApiKey], Iterable[str]] | None = None
     default_insert_id: Callable[[Mapping[str, Any], ApiKey], str | None] | None = None
+    # The known fields of a valid event's properties whose type differs from the client's
+    # (``wire``); stored with the event and counted per client version for staff.
+    drift: Callable[[dict[str, Any]], list[str] | None] | None = None
 
 
 # The contract for the two known types holds even before (or without) their registration:
@@ -147,6 +166,7 @@ _BUILTIN = {
         scope=ApiKey.SCOPE_INGEST,
         validate=cli_invocation_validate,
         default_insert_id=cli_invocation_default_insert_id,
+        drift=cli_invocation_drift,
     ),
     AWARD: _Handling(scope=ApiKey.SCOPE_AWARD),
 }
@@ -164,6 +184,7 @@ def _handling(name: str) -> _Handling:
         conflict=registered.conflict,
         conflict_keys=registered.conflict_keys,
         default_insert_id=registered.default_insert_id or builtin.default_insert_id,
+        drift=builtin.drift,
     )
 
 
@@ -205,7 +226,8 @@ def _text_errors(payload: Any, events: list[Any], batch: bool) -> list[dict[str,
     return errors
 
 
-Row = tuple[str, str, str, datetime, dict[str, Any]]
+# (insert_id, event, distinct_id, timestamp, properties, drifted fields or None)
+Row = tuple[str, str, str, datetime, dict[str, Any], list[str] | None]
 
 
 @dataclass(frozen=True)
@@ -245,8 +267,10 @@ def events_validate(
 ) -> tuple[list[Row], list[ConflictCheck]]:
     """Validate a body's events; return one row per event, in order, and the conflict checks.
 
-    A row is ``(insert_id, event, distinct_id, timestamp, properties)``; a missing
-    ``timestamp`` is ``now``, a missing ``insert_id`` the type's default. Raises
+    A row is ``(insert_id, event, distinct_id, timestamp, properties, drift)``; a missing
+    ``timestamp`` is ``now``, a missing ``insert_id`` the type's default; ``drift`` lists
+    the known properties whose type differs from the client's (or None). A ``timestamp``
+    more than ``TELEMETRY_MAX_FUTURE_S`` ahead of ``now`` is invalid. Raises
     ``IngestRejected``: 400 for the body's shape; 403 for the first event whose type needs
     a scope the key lacks (that event is not validated further); else 400 listing every
     invalid field of every event. Conflicts with stored state (409) are not checked here:
@@ -264,6 +288,7 @@ def events_validate(
     rows: list[Row] = []
     conflict_checks: dict[str, list[Mapping[str, Any]]] = {}
     scopes = api_key.scopes
+    latest = future_limit(now)
 
     for index, event in enumerate(events):
         if type(event) is not dict:
@@ -289,13 +314,9 @@ def events_validate(
         else:
             timestamp = parse_timestamp(timestamp)
             if timestamp is None:
-                errors.append(
-                    {
-                        "index": index,
-                        "field": "timestamp",
-                        "message": "must be an ISO-8601 date-time",
-                    }
-                )
+                errors.append({"index": index, "field": "timestamp", "message": TIME_MESSAGE})
+            elif timestamp > latest:
+                errors.append({"index": index, "field": "timestamp", "message": future_message()})
         properties = event.get("properties")
         properties_ok = type(properties) is dict
         if not properties_ok:
@@ -343,7 +364,8 @@ def events_validate(
                     }
                 )
                 continue
-        rows.append((insert_id, name, distinct_id, timestamp, properties))
+        drift = handling.drift(properties) if handling.drift is not None else None
+        rows.append((insert_id, name, distinct_id, timestamp, properties, drift))
         if handling.conflict is not None:
             conflict_checks.setdefault(name, []).append(event)
 

@@ -25,6 +25,9 @@ _COLUMNS = (
     "received_at",
     "status",
     "error",
+    "late",
+    "cli_version",
+    "drift",
 )
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
@@ -37,17 +40,32 @@ def _names() -> tuple[str, str, str]:
 
 
 def events_insert(
-    *, api_key: ApiKey, rows: list[Row], now: datetime, events_json: str | None, batch: bool
+    *,
+    api_key: ApiKey,
+    rows: list[Row],
+    now: datetime,
+    events_json: str | None,
+    batch: bool,
+    cli_version: str = "",
 ) -> int:
     """Insert ``rows`` for ``api_key``'s owner in one statement; return how many were new.
 
     ``events_json`` is the JSON text the rows were validated from (the request body: an
     event, or a batch object when ``batch``) or None. On PostgreSQL the properties are
     taken from that text by the server, so they are never re-encoded in Python; only each
-    row's ``insert_id`` and normalized timestamp travel beside it.
+    row's ``insert_id``, normalized timestamp and drifted fields travel beside it.
+    ``cli_version`` (from the request's User-Agent) is stored with every row.
     """
     table, columns, insert_id_column = _names()
-    constants = [api_key.pk, api_key.owner_id, now, TelemetryEvent.Status.PENDING, ""]
+    constants = [
+        api_key.pk,
+        api_key.owner_id,
+        now,
+        TelemetryEvent.Status.PENDING,
+        "",
+        False,
+        cli_version,
+    ]
     if connection.vendor == "postgresql":
         if events_json is None:
             events_json = _dumps([_event_of(row) for row in rows])
@@ -60,12 +78,13 @@ def events_insert(
             # Identifiers come from the model and are quoted; every value is a parameter.
             f"INSERT INTO {table} ({columns}) "  # noqa: S608
             "SELECT r.m ->> 0, r.b ->> 'event', r.b ->> 'distinct_id', "
-            "(r.m ->> 1)::timestamptz, r.b -> 'properties', %s, %s, %s, %s, %s "
+            "(r.m ->> 1)::timestamptz, r.b -> 'properties', %s, %s, %s, %s, %s, %s, %s, "
+            "CASE WHEN json_typeof(r.m -> 2) = 'array' THEN (r.m -> 2)::jsonb END "
             "FROM ROWS FROM (json_array_elements(%s::json), "
             f"jsonb_array_elements({events_sql})) WITH ORDINALITY AS r(m, b, n) "
             f"ORDER BY r.n ON CONFLICT ({insert_id_column}) DO NOTHING"
         )
-        meta = _dumps([[row[0], row[3].isoformat()] for row in rows])
+        meta = _dumps([[row[0], row[3].isoformat(), row[5]] for row in rows])
         params = [*constants, meta, events_json]
     else:
         # SQLite: the rows travel as one JSON array, unpacked by json_each in order.
@@ -77,11 +96,15 @@ def events_insert(
             f"INSERT INTO {table} ({columns}) "  # noqa: S608
             "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
             "json_extract(value, '$[2]'), json_extract(value, '$[3]'), "
-            "json_extract(value, '$[4]'), %s, %s, %s, %s, %s "
+            "json_extract(value, '$[4]'), %s, %s, %s, %s, %s, %s, %s, "
+            "json_extract(value, '$[5]') "
             "FROM json_each(%s) WHERE true ORDER BY key "
             f"ON CONFLICT ({insert_id_column}) DO NOTHING"
         )
-        params = [*constants, _dumps([[i, e, d, adapt(t), p] for i, e, d, t, p in rows])]
+        params = [
+            *constants,
+            _dumps([[i, e, d, adapt(t), p, drift] for i, e, d, t, p, drift in rows]),
+        ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         # The row count of INSERT ... ON CONFLICT DO NOTHING counts only inserted rows.
@@ -109,5 +132,5 @@ def conflict_keys_lock(keys: list[str]) -> None:
 
 
 def _event_of(row: Row) -> dict:
-    _insert_id, name, distinct_id, _timestamp, properties = row
+    _insert_id, name, distinct_id, _timestamp, properties, _drift = row
     return {"event": name, "distinct_id": distinct_id, "properties": properties}
