@@ -30,7 +30,8 @@ def member_awards(request: HttpRequest, username: str) -> JsonResponse:
     limit = None
     raw_limit = request.GET.get("limit")
     if raw_limit is not None:
-        if not raw_limit.isdecimal() or not 1 <= int(raw_limit) <= LIMIT_MAX:
+        # The length check first: int() refuses numbers of thousands of digits.
+        if not raw_limit.isdecimal() or len(raw_limit) > 10 or not 1 <= int(raw_limit) <= LIMIT_MAX:
             return json_error(
                 400,
                 "invalid_request",

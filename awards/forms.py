@@ -45,7 +45,7 @@ def add_service_error(form: forms.Form, error: ValidationError) -> None:
     if not hasattr(error, "error_dict"):
         form.add_error(None, error)
         return
-    aliases = {"recipient": "username", "member": "username"}
+    aliases = {"recipient": "username", "member": "username", "owner": "username"}
     for name, errors in error.error_dict.items():
         target = aliases.get(name, name)
         form.add_error(target if target in form.fields else None, errors)
@@ -198,14 +198,20 @@ class BulkConfirmForm(forms.Form):
 
 
 class ApiKeyCreateForm(forms.Form):
-    """A new API key: its owner, a name, and its scopes."""
+    """A new API key: its owner, a name, and its scopes.
+
+    Who may create which key is the key service's rule (``scoring.apikeys``), not the form's.
+    """
 
     username = MemberField(label="Owner")
     name = forms.CharField(max_length=100, required=False, help_text="What the key is for.")
     scopes = forms.MultipleChoiceField(
         choices=[
             (ApiKey.SCOPE_INGEST, "ingest — send CLI telemetry"),
-            (ApiKey.SCOPE_AWARD, "award — grant awards through the API"),
+            (
+                ApiKey.SCOPE_AWARD,
+                "award — grant awards through the API (your own key, while you may grant)",
+            ),
         ],
         widget=forms.CheckboxSelectMultiple,
         initial=[ApiKey.SCOPE_INGEST],
@@ -214,18 +220,3 @@ class ApiKeyCreateForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["username"].widget.attrs.update(member_search_attrs("owner-results"))
-
-    def clean(self):
-        """Only a staff member allowed to grant may own a key that grants awards."""
-        data = super().clean()
-        owner, scopes = data.get("username"), data.get("scopes") or []
-        if (
-            owner is not None
-            and ApiKey.SCOPE_AWARD in scopes
-            and not (owner.is_staff and owner.has_perm("awards.add_award"))
-        ):
-            self.add_error(
-                "scopes",
-                "The award scope needs an owner who is staff with the right to grant awards.",
-            )
-        return data

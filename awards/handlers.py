@@ -42,6 +42,7 @@ from django.contrib.auth import get_user_model
 
 from awards.models import Award
 from awards.services import GrantSpec, award_payload_errors, awards_grant_bulk
+from scoring.apikeys import owners_authority
 from scoring.ingest import parse_timestamp
 from scoring.models import ApiKey, TelemetryEvent
 from scoring.registry import EventType, FieldError, HandleResult, event_type_register
@@ -295,7 +296,8 @@ def award_events_handle(events: Sequence[TelemetryEvent]) -> HandleResult:
     Runs inside the consumer's batch transaction. Each event is granted through
     ``awards_grant_bulk`` with source ``api``, the event's member (the API key's owner) as
     granter and ``grantedBy`` kept as text, at the event's timestamp. Set-based: one query
-    for the recipients and granters, then one bulk grant per granter (usually one).
+    for the recipients and granters, one for the granters' authority (the owner must still
+    be active staff holding ``awards.add_award``), then one bulk grant per granter.
 
     An event whose award is already stored with the same payload (a replay with a fresh
     insert_id, a redelivered batch) counts as processed and adds nothing. An event that is
@@ -329,9 +331,17 @@ def award_events_handle(events: Sequence[TelemetryEvent]) -> HandleResult:
     }
     recipient_ids = {u.username: u.pk for u in users.values() if u.username in usernames}
 
+    # The key's owner grants: checked again now, so an owner demoted between ingest and
+    # this batch grants nothing (the event is rejected with the reason).
+    authority = owners_authority(owner_ids=granter_ids)
     by_granter: dict[int, list[TelemetryEvent]] = defaultdict(list)
     for event in events:
         if event.pk not in parsed:
+            continue
+        granter = authority.get(event.member_id)
+        problem = granter.scope_problem(ApiKey.SCOPE_AWARD) if granter else "no such owner"
+        if problem is not None:
+            result.rejected[event.pk] = f"the key's owner may not grant awards now: {problem}"
             continue
         if parsed[event.pk].username not in recipient_ids:
             result.rejected[event.pk] = "properties.username: no member with this username"

@@ -143,6 +143,29 @@ STAGES = {
 }
 
 
+# Private award reasons and staff notes show on staff pages only to holders of this
+# permission (SPEC §10); any staff member may see the rest of a staff page's awards.
+PRIVATE_TEXT_PERMISSION = "awards.view_award"
+
+
+def award_private_text_visible(user) -> bool:
+    """True when ``user`` may read private award reasons and staff notes on staff pages."""
+    return bool(user.is_authenticated and user.is_staff and user.has_perm(PRIVATE_TEXT_PERMISSION))
+
+
+def award_reason_for(award: Award, user) -> str | None:
+    """The award's reason as ``user`` may see it on a staff page: None when it is private
+    and ``user`` lacks ``awards.view_award``."""
+    if award.public or award_private_text_visible(user):
+        return award.reason
+    return None
+
+
+def award_staff_note_for(award: Award, user) -> str:
+    """The award's staff note as ``user`` may see it on a staff page ("" when hidden)."""
+    return award.staff_note if award_private_text_visible(user) else ""
+
+
 def awards_recent(*, limit: int = 10) -> list[Award]:
     """The latest awards with recipient, granter and any revocation, newest first."""
     return list(
@@ -176,7 +199,7 @@ def members_search(*, query: str, limit: int = 8) -> list[MemberMatch]:
     case-insensitive. An empty query returns nothing.
     """
     query = query.strip()
-    if not query:
+    if not query or "\x00" in query:  # no username holds NUL, and PostgreSQL refuses it
         return []
     base = User.objects.filter(is_active=True).select_related("score")
     found = list(base.filter(username__istartswith=query).order_by("username")[:limit])
@@ -285,7 +308,7 @@ def award_list(*, filters: AwardFilters) -> QuerySet[Award]:
         qs = qs.filter(category=filters.category)
     if filters.date_from:
         qs = qs.filter(granted_at__gte=_day_start(filters.date_from))
-    if filters.date_to:
+    if filters.date_to and filters.date_to < date.max:
         qs = qs.filter(granted_at__lt=_day_start(filters.date_to + timedelta(days=1)))
     if filters.status == "active":
         qs = qs.filter(revocation__isnull=True)
@@ -303,11 +326,18 @@ def award_cursor(award: Award) -> str:
 
 
 def _cursor_parse(cursor: str) -> tuple[datetime, int] | None:
+    # Anything unreadable or out of range (a time outside years 1..9999, an id beyond the
+    # database's integers) is no cursor: the list starts at the top instead of failing.
+    if len(cursor) > 60:
+        return None
     try:
         micros, pk = (int(part) for part in cursor.split("."))
-        return EPOCH + timedelta(microseconds=micros), pk
+        at = EPOCH + timedelta(microseconds=micros)
     except (ValueError, OverflowError):
         return None
+    if not 0 <= pk < 2**63:
+        return None
+    return at, pk
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,12 @@ WINDOWS: dict[str, timedelta | None] = {
 # cannot make the server compute a board for an arbitrary moment.
 WALK_PIN = timedelta(hours=1)
 AWARD_PAGE_SIZE = 20
+# The largest OFFSET a page may need: beyond it no table has rows, and beyond 2**63 - 1 the
+# database refuses the number.
+MAX_OFFSET = 2**62
+# A cursor's numbers are database values (bigint) and its username a username.
+_BIGINT = range(-(2**63), 2**63)
+USERNAME_MAX = 150
 CHART_DAYS = 365
 
 
@@ -107,7 +113,10 @@ class Cursor:
         if (
             not isinstance(value, int)
             or isinstance(value, bool)
+            or value not in _BIGINT
             or not isinstance(username, str)
+            or len(username) > USERNAME_MAX
+            or "\x00" in username
             or direction not in ("a", "b")
             or (start is None) != (WINDOWS[window] is None)
             or (start is not None and not isinstance(start, int | float))
@@ -116,7 +125,7 @@ class Cursor:
                 place
                 and not (
                     all(isinstance(n, int) and not isinstance(n, bool) for n in place)
-                    and 0 <= above <= ahead
+                    and 0 <= above <= ahead < 2**63
                 )
             )
         ):
@@ -663,6 +672,9 @@ def award_history_for_member(
     """
     is_owner = bool(viewer is not None and viewer.is_authenticated and viewer.pk == member.pk)
     offset = (page - 1) * page_size
+    if offset > MAX_OFFSET:
+        # Past any table's end, and past what SQL's OFFSET accepts (a 64-bit integer).
+        return AwardPage(rows=[], page=page, has_next=False)
     awards = list(
         Award.objects.filter(recipient=member)
         .select_related("revocation")

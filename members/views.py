@@ -74,7 +74,8 @@ def profile(request: HttpRequest, username: str) -> HttpResponse:
     """A member's profile; an HTMX request for ``?page=N`` gets just the next award rows.
 
     Without JavaScript the "load more" link loads the full page at ``?page=N``. 404 for an
-    unknown (or deactivated) member, and for a page number that is not a positive integer.
+    unknown (or deactivated) member, for a page number that is not a positive integer, and
+    for a page past the last one (never a 5xx, however large the number).
     """
     member = selectors.member_get_for_profile(username=username)
     if member is None:
@@ -89,6 +90,8 @@ def profile(request: HttpRequest, username: str) -> HttpResponse:
     awards = selectors.award_history_for_member(
         member=member, viewer=request.user, page=page_number
     )
+    if page_number > 1 and not awards.rows:
+        raise Http404("No such page.")  # past the last page, however far
     is_owner = request.user.is_authenticated and request.user.pk == member.pk
     base = {"member": member, "awards": awards, "is_owner": is_owner}
     if request.htmx and not request.htmx.boosted:

@@ -1,10 +1,21 @@
-"""API keys for ``POST /ingest``: creation, authentication and revocation.
+"""API keys for ``POST /ingest``: creation, authentication, authority and revocation.
 
 A key reads ``swamp_`` + 32 lowercase hex characters (128 random bits). Only its SHA-256 is
 stored: the key is high-entropy, so a fast hash is as safe as a password hasher here and
 costs microseconds per request instead of hundreds of milliseconds. The first 14 characters
 (``swamp_`` + 8 hex) are the public, unique ``prefix`` that finds the row in one indexed
 query; the hash comparison is constant-time.
+
+Authority (SPEC §10) is decided here, at creation and at every use, and nowhere else:
+
+- A key acts with what its owner may do *now*. An inactive owner's key is refused (403).
+  The ``award`` scope is effective only while the owner is active staff holding
+  ``awards.add_award`` (a superuser holds every permission); taking that away suspends the
+  scope from the next request on, giving it back restores it. ``ingest`` needs only an
+  active owner. The check is part of the one query that finds the key.
+- An ``award`` key is created only by its owner or a superuser, and only for an owner who
+  holds that authority at the time. Key managers (``scoring.add_apikey``) create ``ingest``
+  keys for any active member, never keys that act with someone else's grant authority.
 """
 
 import functools
@@ -13,12 +24,15 @@ import hmac
 import re
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -30,6 +44,11 @@ KEY_PATTERN = re.compile(r"swamp_[0-9a-f]{32}")
 # ``last_used_at`` is refreshed at most once a minute per key, so a busy key costs no write
 # per request.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+# The ``award`` scope grants with its owner's authority: ``is_staff`` plus this permission.
+# It belongs to the awards app and is named as text, because scoring never imports awards.
+AWARD_PERMISSION = "awards.add_award"
+# Who may create ``ingest`` keys for other members and revoke any key (the staff page).
+MANAGE_PERMISSION = "scoring.add_apikey"
 
 
 def api_key_hash(raw: str) -> str:
@@ -48,6 +67,167 @@ def api_key_from_request(request: HttpRequest) -> str:
     return ""
 
 
+# --- Authority ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OwnerAuthority:
+    """What a key's owner may do now: an active account; staff; holds ``awards.add_award``."""
+
+    active: bool
+    staff: bool
+    award_permission: bool
+
+    def scope_problem(self, scope: str) -> str | None:
+        """Why ``scope`` is suspended for this owner now, or None when it is effective."""
+        if not self.active:
+            return "the owner's account is inactive"
+        if scope == ApiKey.SCOPE_AWARD:
+            if not self.staff:
+                return "the owner is no longer staff"
+            if not self.award_permission:
+                return f"the owner no longer holds the {AWARD_PERMISSION} permission"
+        return None
+
+
+_NO_AUTHORITY = OwnerAuthority(active=False, staff=False, award_permission=False)
+
+
+def _award_permission_annotations(user_ref: str) -> dict[str, Any]:
+    """``EXISTS`` subqueries: the user at ``user_ref`` holds the award permission directly,
+    or through a group — what ``ModelBackend`` consults, as part of the caller's query."""
+    app_label, codename = AWARD_PERMISSION.split(".")
+    user_model = get_user_model()
+    user_permissions = user_model._meta.get_field("user_permissions")
+    groups = user_model._meta.get_field("groups")
+    direct = user_permissions.remote_field.through.objects.filter(
+        **{
+            f"{user_permissions.m2m_field_name()}_id": OuterRef(user_ref),
+            f"{user_permissions.m2m_reverse_field_name()}__codename": codename,
+            f"{user_permissions.m2m_reverse_field_name()}__content_type__app_label": app_label,
+        }
+    )
+    via_group = groups.remote_field.through.objects.filter(
+        **{
+            f"{groups.m2m_field_name()}_id": OuterRef(user_ref),
+            f"{groups.m2m_reverse_field_name()}__permissions__codename": codename,
+            f"{groups.m2m_reverse_field_name()}__permissions__content_type__app_label": (app_label),
+        }
+    )
+    return {"award_perm_direct": Exists(direct), "award_perm_group": Exists(via_group)}
+
+
+def _authority(active: Any, staff: Any, superuser: Any, direct: Any, group: Any) -> OwnerAuthority:
+    # SQLite returns annotated booleans as 0/1. As in ModelBackend, an inactive user holds
+    # no permission and an active superuser holds them all.
+    return OwnerAuthority(
+        active=bool(active),
+        staff=bool(staff),
+        award_permission=bool(active) and bool(superuser or direct or group),
+    )
+
+
+def owners_authority(*, owner_ids: Iterable[int]) -> dict[int, OwnerAuthority]:
+    """The authority of each user in ``owner_ids`` as of now, in one query.
+
+    Read from the database, never from a user object's permission cache, so a right taken
+    away a moment ago already counts. Unknown ids are absent from the result.
+    """
+    rows = (
+        get_user_model()
+        .objects.filter(pk__in=set(owner_ids))
+        .annotate(**_award_permission_annotations("pk"))
+        .values_list(
+            "pk", "is_active", "is_staff", "is_superuser", "award_perm_direct", "award_perm_group"
+        )
+    )
+    return {pk: _authority(*flags) for pk, *flags in rows}
+
+
+def _with_owner_authority(queryset: QuerySet[ApiKey]) -> QuerySet[ApiKey]:
+    return queryset.annotate(
+        owner_is_active=F("owner__is_active"),
+        owner_is_staff=F("owner__is_staff"),
+        owner_is_superuser=F("owner__is_superuser"),
+        **_award_permission_annotations("owner_id"),
+    )
+
+
+def _authority_attach(api_key: ApiKey) -> ApiKey:
+    # Keys loaded through ``_with_owner_authority`` carry their owner's flags.
+    api_key.__dict__["owner_authority"] = _authority(
+        api_key.owner_is_active,  # type: ignore[attr-defined]
+        api_key.owner_is_staff,  # type: ignore[attr-defined]
+        api_key.owner_is_superuser,  # type: ignore[attr-defined]
+        api_key.award_perm_direct,  # type: ignore[attr-defined]
+        api_key.award_perm_group,  # type: ignore[attr-defined]
+    )
+    return api_key
+
+
+def api_key_owner_authority(api_key: ApiKey) -> OwnerAuthority:
+    """The owner's authority for ``api_key``: loaded with the key when it was authenticated
+    (no query), else read now (one query) and kept on the object for its request."""
+    authority = api_key.__dict__.get("owner_authority")
+    if authority is None:
+        authority = owners_authority(owner_ids=[api_key.owner_id]).get(
+            api_key.owner_id, _NO_AUTHORITY
+        )
+        api_key.__dict__["owner_authority"] = authority
+    return authority
+
+
+def api_key_scope_problem(api_key: ApiKey, scope: str) -> str | None:
+    """Why ``api_key`` cannot act with ``scope`` now — it lacks it, or the owner no longer
+    may — or None when it can."""
+    if scope not in api_key.scopes:
+        return f"this API key lacks the {scope!r} scope"
+    problem = api_key_owner_authority(api_key).scope_problem(scope)
+    if problem is not None:
+        return f"the {scope!r} scope of this API key is suspended: {problem}"
+    return None
+
+
+def api_key_scopes_effective(api_key: ApiKey) -> frozenset[str]:
+    """The scopes ``api_key`` may act with now: its scopes its owner still has the right to."""
+    authority = api_key_owner_authority(api_key)
+    return frozenset(s for s in api_key.scopes if authority.scope_problem(s) is None)
+
+
+def api_key_suspension(api_key: ApiKey) -> str | None:
+    """Why some scope of an unrevoked key is suspended now (for the staff key list), or None."""
+    if api_key.revoked_at is not None:
+        return None
+    authority = api_key_owner_authority(api_key)
+    if not authority.active:
+        return authority.scope_problem(ApiKey.SCOPE_INGEST)
+    problems = [
+        f"{scope} scope: {problem}"
+        for scope in api_key.scopes
+        if (problem := authority.scope_problem(scope)) is not None
+    ]
+    return "; ".join(problems) or None
+
+
+def api_keys_list(*, limit: int) -> list[ApiKey]:
+    """The newest ``limit`` keys with their owners and each one's ``suspension`` (or None).
+
+    One query: the owner and the owner's authority come with the keys.
+    """
+    keys = list(
+        _with_owner_authority(ApiKey.objects.select_related("owner")).order_by("-created_at")[
+            :limit
+        ]
+    )
+    for api_key in keys:
+        _authority_attach(api_key)
+        api_key.suspension = api_key_suspension(api_key)  # type: ignore[attr-defined]
+    return keys
+
+
+# --- Creation --------------------------------------------------------------------------------
+
+
 def _scopes_clean(scopes: Iterable[str]) -> list[str]:
     cleaned = sorted(set(scopes))
     if not cleaned:
@@ -60,19 +240,63 @@ def _scopes_clean(scopes: Iterable[str]) -> list[str]:
     return cleaned
 
 
+def _creation_check(
+    *, owner: AbstractBaseUser, scopes: list[str], created_by: AbstractBaseUser | None
+) -> None:
+    """Raise unless ``created_by`` may create a key with ``scopes`` for ``owner`` now."""
+    for_someone_else = created_by is not None and created_by.pk != owner.pk
+    if for_someone_else and not (
+        created_by.is_active and (created_by.is_superuser or created_by.has_perm(MANAGE_PERMISSION))  # type: ignore[union-attr]
+    ):
+        raise PermissionDenied("Only key managers create API keys for other members.")
+    authority = owners_authority(owner_ids=[owner.pk]).get(owner.pk, _NO_AUTHORITY)
+    if not authority.active:
+        raise ValidationError({"owner": "This account is inactive: its keys would be refused."})
+    if ApiKey.SCOPE_AWARD not in scopes:
+        return
+    if for_someone_else and not created_by.is_superuser:  # type: ignore[union-attr]
+        raise ValidationError(
+            {
+                "scopes": "Only its owner (or a superuser) can create a key with the award "
+                "scope: it grants awards with the owner's authority."
+            }
+        )
+    if not (authority.staff and authority.award_permission):
+        raise ValidationError(
+            {
+                "scopes": f"The award scope needs an owner who is staff with the "
+                f"{AWARD_PERMISSION} permission; {owner.get_username()} is not."
+            }
+        )
+
+
 def api_key_create(
-    *, owner: AbstractBaseUser, scopes: Iterable[str], name: str = ""
+    *,
+    owner: AbstractBaseUser,
+    scopes: Iterable[str],
+    name: str = "",
+    created_by: AbstractBaseUser | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key for ``owner`` with ``scopes``; return the row and the plaintext key.
 
-    The plaintext exists only in the return value: the row holds its prefix and SHA-256.
-    Raises ``ValidationError`` for an empty or unknown scope list or a name over 100
-    characters. A prefix collision (one in four billion) is retried with a fresh key.
+    ``created_by`` is the user creating it on the site; None means the owner's own
+    authority is all that is used — the owner making their own key, or the server operator
+    (``manage.py create_api_key``), who gives a key no more than its owner may do.
+
+    Rules, read from the database now: the owner is active; a key for someone else needs a
+    key manager (``scoring.add_apikey``) or a superuser (``PermissionDenied``); an ``award``
+    key is created only by its owner or a superuser, and only for an owner who is staff
+    with ``awards.add_award`` (``ValidationError`` on ``scopes``). Also ``ValidationError``
+    for an empty or unknown scope list or a name over 100 characters.
+
+    The plaintext exists only in the return value: the row holds its prefix and SHA-256. A
+    prefix collision (one in four billion) is retried with a fresh key.
     """
     cleaned = _scopes_clean(scopes)
     name = name.strip()
     if len(name) > ApiKey._meta.get_field("name").max_length:
         raise ValidationError({"name": "At most 100 characters."})
+    _creation_check(owner=owner, scopes=cleaned, created_by=created_by)
     for _attempt in range(5):
         raw = KEY_PREFIX + secrets.token_hex(16)
         try:
@@ -91,6 +315,18 @@ def api_key_create(
     raise RuntimeError("could not find a free API key prefix")  # pragma: no cover
 
 
+# --- Authentication --------------------------------------------------------------------------
+
+
+class ApiKeyRefused(Exception):
+    """A request's key cannot be used: ``status`` 401 (no valid key) or 403 (owner)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 _PREFIX_SENTINEL = "swamp_prefix?"
 
 
@@ -98,21 +334,23 @@ _PREFIX_SENTINEL = "swamp_prefix?"
 def _lookup_query(alias: str) -> tuple[str, tuple]:
     # The lookup runs on every ingest request, and compiling the ORM query costs several
     # times more than running it; the SQL depends only on the database, so compile it once.
-    query = ApiKey.objects.using(alias).filter(prefix=_PREFIX_SENTINEL, owner__is_active=True)
+    # The owner's flags and permission come with the key: one query decides both.
+    query = _with_owner_authority(ApiKey.objects.using(alias).filter(prefix=_PREFIX_SENTINEL))
     return query.order_by().query.sql_with_params()
 
 
-def api_key_authenticate(raw: str) -> ApiKey | None:
-    """The active key whose text is ``raw``, or None.
+def api_key_authorize(raw: str) -> ApiKey:
+    """The key whose text is ``raw``, with its owner's authority now; or ``ApiKeyRefused``.
 
-    None for anything malformed (no query), unknown, revoked, or owned by an inactive user.
-    One indexed query by prefix (it checks the owner without loading it: use
-    ``owner_id``); the hash is compared in constant time. ``last_used_at`` is refreshed only
-    when it is more than a minute old, by a conditional UPDATE, so concurrent requests
+    401 for anything malformed (no query), unknown or revoked; 403 when the owner's
+    account is inactive. The returned key's effective scopes (``api_key_scopes_effective``)
+    need no further query. One indexed query by prefix, joining the owner and the
+    permission check; the hash is compared in constant time. ``last_used_at`` is refreshed
+    only when it is more than a minute old, by a conditional UPDATE, so concurrent requests
     write it at most once a minute.
     """
     if not isinstance(raw, str) or not KEY_PATTERN.fullmatch(raw):
-        return None
+        raise ApiKeyRefused(401, "missing, unknown or revoked API key")
     sql, params = _lookup_query(DEFAULT_DB_ALIAS)
     prefix = raw[:PREFIX_LENGTH]
     found = list(ApiKey.objects.raw(sql, [prefix if p == _PREFIX_SENTINEL else p for p in params]))
@@ -122,7 +360,10 @@ def api_key_authenticate(raw: str) -> ApiKey | None:
         or api_key.revoked_at is not None
         or not hmac.compare_digest(api_key.key_hash, api_key_hash(raw))
     ):
-        return None
+        raise ApiKeyRefused(401, "missing, unknown or revoked API key")
+    authority = api_key_owner_authority(_authority_attach(api_key))
+    if not authority.active:
+        raise ApiKeyRefused(403, "this API key's owner account is inactive")
     now = timezone.now()
     cutoff = now - LAST_USED_RESOLUTION
     if api_key.last_used_at is None or api_key.last_used_at < cutoff:
@@ -133,11 +374,23 @@ def api_key_authenticate(raw: str) -> ApiKey | None:
     return api_key
 
 
+def api_key_authenticate(raw: str) -> ApiKey | None:
+    """The usable key whose text is ``raw``, or None (``api_key_authorize`` without reasons).
+
+    None for anything malformed, unknown, revoked, or owned by an inactive user.
+    """
+    try:
+        return api_key_authorize(raw)
+    except ApiKeyRefused:
+        return None
+
+
 def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     """Revoke ``api_key`` from now on; idempotent (a revoked key keeps its first time).
 
     Requests presenting the key are answered 401 from the next request on. Events it
-    already delivered stay as they are.
+    already delivered stay as they are. Key managers revoke any key: revoking only ever
+    takes authority away.
     """
     now = timezone.now()
     ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=now)

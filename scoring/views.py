@@ -7,7 +7,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from scoring.apikeys import api_key_authenticate, api_key_from_request
+from scoring.apikeys import ApiKeyRefused, api_key_authorize, api_key_from_request
 from scoring.ingest import (
     IngestRejected,
     cli_version_from_user_agent,
@@ -27,19 +27,21 @@ DATABASE_RETRY_AFTER_S = 5
 def ingest(request: HttpRequest) -> JsonResponse:
     """``POST /ingest``: store telemetry events for the API key's owner (SPEC §4).
 
-    Order of checks: 401 (key), 429 (per-key rate limit), 415/413/400 (body), 403/400/409
-    (events), then 202. A database outage answers 503 — never 202 — so clients retry.
+    Order of checks: 401 (key), 403 (the key's owner is inactive), 429 (per-key rate
+    limit), 415/413/400 (body), 403/400/409 (events: a scope the key lacks or its owner may
+    no longer use is 403), then 202. A database outage answers 503 — never 202 — so clients retry.
     """
     if request.method != "POST":
         response = json_error(405, "method_not_allowed", message="use POST")
         response["Allow"] = "POST"
         return response
     try:
-        api_key = api_key_authenticate(api_key_from_request(request))
-        if api_key is None:
-            response = json_error(
-                401, "unauthorized", message="missing, unknown or revoked API key"
-            )
+        try:
+            api_key = api_key_authorize(api_key_from_request(request))
+        except ApiKeyRefused as refused:
+            if refused.status == 403:
+                return json_error(403, "forbidden", message=refused.message)
+            response = json_error(401, "unauthorized", message=refused.message)
             response["WWW-Authenticate"] = 'Bearer realm="ingest"'
             return response
         retry_after = rate_limit_hit(

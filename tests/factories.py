@@ -12,6 +12,7 @@ class UserFactory(DjangoModelFactory):
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
+        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"operative{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
@@ -19,6 +20,25 @@ class UserFactory(DjangoModelFactory):
 
     class Params:
         staff = factory.Trait(is_staff=True)
+
+    @factory.post_generation
+    def granter(self, create, extracted, **kwargs):
+        """``granter=True``: staff holding ``awards.add_award``, as an award key's owner must be."""
+        if create and extracted:
+            granter_make(self)
+
+    @factory.post_generation
+    def permissions(self, create, extracted, **kwargs):
+        """``permissions=["awards.add_award", ...]`` gives the user those permissions."""
+        if not create or not extracted:
+            return
+        from django.contrib.auth.models import Permission
+
+        for name in extracted:
+            app_label, codename = name.split(".")
+            self.user_permissions.add(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
 
 
 class TelemetryEventFactory(DjangoModelFactory):
@@ -133,3 +153,15 @@ class AwardRevocationFactory(DjangoModelFactory):
     award = factory.SubFactory(AwardFactory)
     reason = "Granted by mistake"
     revoked_at = factory.LazyFunction(timezone.now)
+
+
+def granter_make(user):
+    """Make ``user`` staff holding ``awards.add_award`` — what an award key's owner must be."""
+    from django.contrib.auth.models import Permission
+
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    user.user_permissions.add(
+        Permission.objects.get(content_type__app_label="awards", codename="add_award")
+    )
+    return user

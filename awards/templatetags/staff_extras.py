@@ -3,7 +3,13 @@
 from django import template
 from django.utils.safestring import SafeString
 
-from awards.selectors_staff import COUNT_CAP, HEATMAP_CELL, Heatmap
+from awards.selectors_staff import (
+    COUNT_CAP,
+    HEATMAP_CELL,
+    Heatmap,
+    award_reason_for,
+    award_staff_note_for,
+)
 from awards.selectors_staff import tier_name as _tier_name
 from members.charts import heatmap_rects
 
@@ -39,3 +45,15 @@ def heatmap_cells(heatmap: Heatmap) -> SafeString:
     one pass rather than with a 371-cell template loop); here the tooltips name the weekday.
     """
     return heatmap_rects(heatmap.cells, size=HEATMAP_CELL, day_format="%a %Y-%m-%d")
+
+
+@register.filter
+def reason_for(award, user) -> str | None:
+    """``{{ award|reason_for:request.user }}``: the reason, or None when private and hidden."""
+    return award_reason_for(award, user)
+
+
+@register.filter
+def staff_note_for(award, user) -> str:
+    """``{{ award|staff_note_for:request.user }}``: the staff note, or "" when hidden."""
+    return award_staff_note_for(award, user)

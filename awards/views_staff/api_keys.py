@@ -10,7 +10,7 @@ from django_htmx.http import trigger_client_event
 
 from awards.forms import ApiKeyCreateForm, add_service_error
 from awards.views_staff._common import HtmxHttpRequest, render_page_or_fragment
-from scoring.apikeys import api_key_create, api_key_revoke
+from scoring.apikeys import api_key_create, api_key_revoke, api_keys_list
 from scoring.models import ApiKey
 from swampclub.http import staff_permission_required
 
@@ -19,7 +19,7 @@ LIST_LIMIT = 200
 
 
 def _keys() -> list[ApiKey]:
-    return list(ApiKey.objects.select_related("owner").order_by("-created_at")[:LIST_LIMIT])
+    return api_keys_list(limit=LIST_LIMIT)
 
 
 @require_http_methods(["GET", "POST"])
@@ -27,6 +27,9 @@ def _keys() -> list[ApiKey]:
 def api_keys_view(request: HtmxHttpRequest) -> HttpResponse:
     """List keys (GET) and create one (POST): the plaintext key appears in this response only.
 
+    The key service decides who may create which key (an ``award`` key only for oneself,
+    or by a superuser); its refusals show beside the fields. The list marks keys whose
+    owner no longer has the rights a scope needs as suspended, with the reason.
     The creation response is never cached and is not a redirect, because the secret is not
     stored anywhere it could be shown again. Invalid input answers 422 with the errors
     beside the fields. The ``#key-list`` panel reloads itself on ``api-key-created``.
@@ -42,6 +45,7 @@ def api_keys_view(request: HtmxHttpRequest) -> HttpResponse:
                 owner=form.cleaned_data["username"],
                 scopes=form.cleaned_data["scopes"],
                 name=form.cleaned_data["name"],
+                created_by=request.user,
             )
         except ValidationError as error:
             add_service_error(form, error)

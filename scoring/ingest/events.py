@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 
+from scoring.apikeys import api_key_scope_problem, api_key_scopes_effective
 from scoring.ingest.body import IngestRejected, request_error
 from scoring.ingest.wire import cli_invocation_drift
 from scoring.models import ApiKey
@@ -287,7 +288,8 @@ def events_validate(
     forbidden: dict[str, Any] | None = None
     rows: list[Row] = []
     conflict_checks: dict[str, list[Mapping[str, Any]]] = {}
-    scopes = api_key.scopes
+    # What the key may do now: its scopes less any its owner no longer has the right to.
+    scopes = api_key_scopes_effective(api_key)
     latest = future_limit(now)
 
     for index, event in enumerate(events):
@@ -340,8 +342,8 @@ def events_validate(
                     "index": index,
                     "field": "event",
                     "scope": handling.scope,
-                    "message": f"this API key lacks the {handling.scope!r} scope "
-                    f"that {name!r} events need",
+                    "message": f"{api_key_scope_problem(api_key, handling.scope)}; "
+                    f"{name!r} events need it",
                 }
             continue
         if handling.validate is not None and properties_ok:

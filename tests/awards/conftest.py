@@ -8,7 +8,7 @@ from tests.factories import UserFactory
 @pytest.fixture
 def granter(db):
     """A staff member who grants awards (the granter of record)."""
-    return UserFactory(username="granter", staff=True)
+    return UserFactory(username="granter", granter=True)
 
 
 @pytest.fixture

@@ -481,7 +481,7 @@ def test_handler_rejects_an_event_whose_stored_properties_are_invalid(granter, a
 def test_handler_grants_from_several_key_owners_with_few_queries(
     django_assert_max_num_queries, ada
 ):
-    owners = UserFactory.create_batch(3)
+    owners = UserFactory.create_batch(3, granter=True)
     events = [
         stored_award_event(owners[i % 3], insert_id=f"e{i}", awardId=f"k{i}", points=1)
         for i in range(30)

@@ -76,7 +76,7 @@ def test_plain_create_renders_the_page_with_the_secret(keeper_client, member):
         ({"username": "ghost", "scopes": ["ingest"]}, "No member is called"),
         ({"username": "MEMBER", "scopes": []}, "This field is required"),
         ({"username": "MEMBER", "scopes": ["admin"]}, "Select a valid choice"),
-        ({"username": "MEMBER", "scopes": ["award"]}, "award scope needs an owner who is staff"),
+        ({"username": "MEMBER", "scopes": ["award"]}, "Only its owner (or a superuser)"),
     ],
 )
 def test_invalid_create_is_422_and_stores_nothing(
@@ -89,13 +89,22 @@ def test_invalid_create_is_422_and_stores_nothing(
     assert not ApiKey.objects.exists()
 
 
-def test_award_scope_for_a_staff_granter(keeper_client, keeper, htmx_headers):
+def test_award_scope_for_oneself_as_a_granter(keeper_client, keeper, htmx_headers):
+    data = {"username": "keeper", "scopes": ["ingest", "award"]}
+    response = keeper_client.post(URL, data, headers=htmx_headers)
+    assert response.status_code == 200
+    assert sorted(ApiKey.objects.get().scopes) == ["award", "ingest"]
+
+
+def test_award_scope_for_another_granter_is_refused(keeper_client, htmx_headers):
+    # The key would grant with the other staff member's authority.
     granter = UserFactory(username="granter", staff=True)
     granter.user_permissions.add(Permission.objects.get(codename="add_award"))
     data = {"username": "granter", "scopes": ["ingest", "award"]}
     response = keeper_client.post(URL, data, headers=htmx_headers)
-    assert response.status_code == 200
-    assert sorted(ApiKey.objects.get().scopes) == ["award", "ingest"]
+    assert response.status_code == 422
+    assert "Only its owner (or a superuser)" in response.content.decode()
+    assert not ApiKey.objects.exists()
 
 
 def test_revoke_with_htmx_returns_the_row(keeper_client, member, htmx_headers):

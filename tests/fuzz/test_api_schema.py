@@ -23,7 +23,7 @@ def ingest_key(transactional_db, settings):
     """A key with both scopes, so /ingest requests get past authentication."""
     # Hundreds of requests in a few seconds: past the rate limit they would all be 429s.
     settings.INGEST_RATE_LIMIT = 10**9
-    owner = UserFactory(username="schema-bot")
+    owner = UserFactory(username="schema-bot", granter=True)
     # The document's example member, with a score and an award, so the example requests
     # get full 200 answers to check against the schema.
     ada = UserFactory(username="ada")

@@ -156,7 +156,7 @@ def _counts() -> tuple[int, int, int]:
 @pytest.fixture
 def fuzz_client(client):
     """A client with a key holding both scopes, and a member to receive awards."""
-    owner = UserFactory(username="fuzz-bot")
+    owner = UserFactory(username="fuzz-bot", granter=True)
     UserFactory(username="fuzz-recipient")
     _, raw = api_key_create(owner=owner, scopes=["ingest", "award"], name="fuzz")
     client.defaults["HTTP_X_API_KEY"] = raw

@@ -59,7 +59,9 @@ def _all_at_once(request) -> list:
 def award_bot(settings):
     """The plaintext of an award-scoped key, with the rate limit out of the way."""
     settings.INGEST_RATE_LIMIT = 10**9
-    return api_key_create(owner=UserFactory(username="award-bot"), scopes=["award"])[1]
+    return api_key_create(owner=UserFactory(username="award-bot", granter=True), scopes=["award"])[
+        1
+    ]
 
 
 def _post(key: str, event: dict):

@@ -17,6 +17,7 @@ from scoring.apikeys import (
     api_key_revoke,
 )
 from scoring.models import ApiKey
+from tests.factories import granter_make
 
 pytestmark = pytest.mark.django_db
 
@@ -41,7 +42,7 @@ def test_created_key_has_the_documented_form(member):
 
 
 def test_only_a_sha256_of_the_key_is_stored(member):
-    api_key, raw = api_key_create(owner=member, scopes=["ingest", "award"])
+    api_key, raw = api_key_create(owner=granter_make(member), scopes=["ingest", "award"])
 
     row = ApiKey.objects.filter(pk=api_key.pk).values().get()
     assert row["key_hash"] == hashlib.sha256(raw.encode()).hexdigest()
@@ -60,7 +61,7 @@ def test_every_key_is_different(member):
 
 
 def test_scopes_are_deduplicated_and_sorted(member):
-    api_key, _ = api_key_create(owner=member, scopes=["ingest", "award", "ingest"])
+    api_key, _ = api_key_create(owner=granter_make(member), scopes=["ingest", "award", "ingest"])
 
     assert api_key.scopes == ["award", "ingest"]
     assert api_key.has_scope("award")
@@ -74,7 +75,7 @@ def test_unknown_or_missing_scopes_are_refused(member, scopes):
 
 
 def test_authenticate_is_one_query(member, django_assert_num_queries):
-    api_key, raw = api_key_create(owner=member, scopes=["ingest", "award"], name="ci")
+    api_key, raw = api_key_create(owner=granter_make(member), scopes=["ingest", "award"], name="ci")
     ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now())
 
     with django_assert_num_queries(1):
@@ -182,6 +183,7 @@ def test_command_prints_the_key_alone_on_the_last_line(member):
 
 
 def test_command_grants_several_scopes(member):
+    granter_make(member)
     out = StringIO()
 
     call_command(

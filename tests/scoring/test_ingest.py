@@ -14,7 +14,7 @@ from scoring.ingest import IngestRejected, IngestResult, events_ingest
 from scoring.models import TelemetryEvent
 from scoring.registry import EventType, FieldError, HandleResult
 from tests.cli_wire import cli_entry
-from tests.factories import UserFactory
+from tests.factories import UserFactory, granter_make
 
 pytestmark = pytest.mark.django_db
 
@@ -74,7 +74,7 @@ def raw_key(ingest_key):
 
 @pytest.fixture
 def award_key(member):
-    return api_key_create(owner=member, scopes=["ingest", "award"], name="bot")[1]
+    return api_key_create(owner=granter_make(member), scopes=["ingest", "award"], name="bot")[1]
 
 
 @pytest.fixture

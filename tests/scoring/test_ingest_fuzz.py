@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from scoring.apikeys import api_key_create
 from scoring.models import TelemetryEvent
+from tests.factories import granter_make
 from tests.scoring.test_ingest import cli_event
 
 pytestmark = pytest.mark.django_db
@@ -106,7 +107,7 @@ def keys(member, settings):
     settings.INGEST_RATE_LIMIT = 10**9  # the fuzzer sends far more than a real client
     return [
         api_key_create(owner=member, scopes=["ingest"])[1],
-        api_key_create(owner=member, scopes=["ingest", "award"])[1],
+        api_key_create(owner=granter_make(member), scopes=["ingest", "award"])[1],
     ]
 
 

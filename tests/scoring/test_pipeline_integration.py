@@ -8,12 +8,14 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from datetime import time as day_time
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.db import connection, connections, transaction
+from django.utils import timezone
 
 from scoring.apikeys import api_key_create
 from scoring.formula import activity_score
@@ -175,7 +177,10 @@ def _worker_args() -> tuple[str, ...]:
 
 
 def _cli_event(n: int, command: str, day, hour: int = 10) -> dict:
-    at = f"{day.isoformat()}T{hour:02d}:00:{n % 60:02d}Z"
+    # Never in the future (ingest refuses that): today's events are clamped to this minute.
+    started = datetime.combine(day, day_time(hour, 0, n % 60), tzinfo=UTC)
+    started = min(started, timezone.now().replace(second=n % 60, microsecond=0))
+    at = started.isoformat().replace("+00:00", "Z")
     return {
         "event": "cli_invocation",
         "distinct_id": "device-worker-test",

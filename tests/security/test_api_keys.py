@@ -41,7 +41,9 @@ def _columns_containing(needle: str) -> list[str]:
 
 
 def test_the_plaintext_key_is_stored_in_no_column():
-    api_key, raw = api_key_create(owner=UserFactory(), scopes=["ingest", "award"], name="ci")
+    api_key, raw = api_key_create(
+        owner=UserFactory(granter=True), scopes=["ingest", "award"], name="ci"
+    )
     assert raw.startswith("swamp_")
     assert len(raw) == 38
     secret = raw[len(api_key.prefix) :]

@@ -11,7 +11,9 @@ from scoring.models import ApiKey
 class Command(BaseCommand):
     help = (
         "Create an API key for a member and print it. The key is shown only here, alone on "
-        "the last line of the output, so scripts can take it with `tail -n 1`."
+        "the last line of the output, so scripts can take it with `tail -n 1`. The command "
+        "acts with the owner's own authority, never more: an award key is created only for "
+        "an active staff member holding awards.add_award."
     )
 
     def add_arguments(self, parser) -> None:
@@ -32,8 +34,11 @@ class Command(BaseCommand):
             owner = user_model._default_manager.get_by_natural_key(username)
         except user_model.DoesNotExist:
             raise CommandError(f"No member named {username!r}.") from None
+        # The operator at the server's shell is trusted to act for the owner, but the key
+        # service gives a key no more than its owner may do (created_by=None): the same
+        # rule as the staff page, so the shell is no way around it.
         try:
-            api_key, raw = api_key_create(owner=owner, scopes=scopes, name=name)
+            api_key, raw = api_key_create(owner=owner, scopes=scopes, name=name, created_by=None)
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
         self.stdout.write(
