@@ -22,6 +22,7 @@ from tests.reliability.payloads import cli_event
 pytestmark = pytest.mark.django_db
 
 ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "swamp-pass-123"  # UserFactory's
 
 
 def _shared_fixtures() -> Path | None:
@@ -34,15 +35,17 @@ def _shared_fixtures() -> Path | None:
     return None
 
 
-def _send(client: Client, request: dict, **header_overrides: str):
-    """Replay one recorded request, with some header values replaced."""
+def _send(client: Client, request: dict, body: dict | None = None, **header_overrides: str):
+    """Replay one recorded request, with some body fields and header values replaced."""
     headers = {**request["headers"], **header_overrides}
     content_type = headers.pop("content-type", headers.pop("Content-Type", None))
-    body = request["body"]
     if request["method"] == "GET":
         return client.get(request["path"], headers=headers)
     return client.post(
-        request["path"], json.dumps(body), content_type=content_type, headers=headers
+        request["path"],
+        json.dumps({**request["body"], **(body or {})}),
+        content_type=content_type,
+        headers=headers,
     )
 
 
@@ -64,7 +67,12 @@ def test_the_copied_fixtures_are_the_recorded_ones():
     assert (mismatch, errors) == ([], [])
 
 
-def test_replaying_the_recorded_login_gives_a_key_whose_telemetry_is_scored(alice):
+def test_replaying_the_recorded_login_gives_a_key_whose_telemetry_is_scored():
+    member = UserFactory(
+        username="heron", email="heron@swamp.example", first_name="Grey", last_name="Heron"
+    )
+    credentials = {"username": "heron", "email": "HERON@swamp.example", "password": PASSWORD}
+    user = {"id": str(member.pk), "email": member.email, "name": "Grey Heron", "username": "heron"}
     client = Client()
     requests = sorted(FIXTURES.glob("*.json"))
     assert [p.name for p in requests] == [
@@ -76,40 +84,33 @@ def test_replaying_the_recorded_login_gives_a_key_whose_telemetry_is_scored(alic
     token = key = None
     for path in requests:
         request = json.loads(path.read_text())
-        overrides = {}
+        # The recorded placeholders are the member's credentials, the token and the key
+        # received earlier in the flow.
+        body = {
+            field: credentials[field] for field in request["body"] or {} if field in credentials
+        }
+        headers = {}
         if "authorization" in request["headers"]:
-            overrides["authorization"] = f"Bearer {token}"
+            headers["authorization"] = f"Bearer {token}"
         if "x-api-key" in request["headers"]:
-            overrides["x-api-key"] = key
-        response = _send(client, request, **overrides)
+            headers["x-api-key"] = key
+        response = _send(client, request, body, **headers)
         answer = response.json()
         if request["path"].startswith("/api/auth/sign-in/"):
             assert response.status_code == 200, answer
-            assert answer["user"] == {
-                "id": str(alice.pk),
-                "email": alice.email,
-                "name": "Alice Marsh",
-                "username": "alice",
-            }
+            assert answer["user"] == user
             token = answer["token"]
         elif request["path"] == "/api/auth/api-key/create":
             assert response.status_code == 201, answer
             assert set(answer) >= {"id", "key"}
             key = answer["key"]
             row = ApiKey.objects.get(pk=answer["id"])
-            assert row.owner == alice
+            assert row.owner == member
             assert row.scopes == ["ingest"]
             assert row.name == request["body"]["name"]
         else:
             assert response.status_code == 200, answer
-            assert answer == {
-                "authenticated": True,
-                "id": str(alice.pk),
-                "username": "alice",
-                "email": alice.email,
-                "name": "Alice Marsh",
-                "scopes": ["ingest"],
-            }
+            assert answer == {"authenticated": True, **user, "scopes": ["ingest"]}
     # The CLI now sends its telemetry with the key it received.
     event = cli_event("cli-login-1", command="model")
     user_agent = recorded("3-whoami.json")["headers"]["User-Agent"]
@@ -122,7 +123,7 @@ def test_replaying_the_recorded_login_gives_a_key_whose_telemetry_is_scored(alic
     assert ingest.status_code == 202, ingest.content
     assert events_consume() == 1
     scores_process_batch()
-    score = UserScore.objects.get(member=alice)
+    score = UserScore.objects.get(member=member)
     assert score.activity_score > 0
     assert score.total_score == score.activity_score
 
