@@ -5,6 +5,7 @@ for API clients and the input of the schemathesis run in the test suite, which c
 every response the application gives matches it.
 """
 
+import copy
 from typing import Any
 
 from django.conf import settings
@@ -167,10 +168,20 @@ _USERNAME = {
 }
 
 
+# Paths and component schemas that apps built on scoring add to the document, so they
+# document their own routes without scoring importing them (see ``openapi_extend``).
+_EXTENSIONS: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+
+def openapi_extend(*, paths: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """Add ``paths`` and component ``schemas`` to the document; call from ``AppConfig.ready``."""
+    _EXTENSIONS.append((paths, schemas))
+
+
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document (a fresh dict, so callers may change their copy)."""
     max_events = settings.INGEST_MAX_EVENTS
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "Swamp Club API",
@@ -399,6 +410,10 @@ def openapi_document() -> dict[str, Any]:
             },
         },
     }
+    for paths, schemas in _EXTENSIONS:
+        document["paths"].update(copy.deepcopy(paths))
+        document["components"]["schemas"].update(copy.deepcopy(schemas))
+    return document
 
 
 @require_GET

@@ -60,3 +60,20 @@ document.addEventListener("keydown", (event) => {
     el.closest("[data-picklist]").replaceChildren(); input.focus();
   }
 });
+
+// Copy buttons (a new API key): hidden without JavaScript, where the field is selectable.
+document.querySelectorAll("[data-copy]").forEach((button) => { button.hidden = false; });
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("[data-copy]");
+  if (!button) return;
+  const field = document.querySelector(button.dataset.copy);
+  const status = button.parentElement.querySelector("[data-copy-status]");
+  if (!field) return;
+  try {
+    await navigator.clipboard.writeText(field.value);
+    if (status) status.textContent = "Copied.";
+  } catch {
+    field.select();
+    if (status) status.textContent = "Press Ctrl+C (⌘C) to copy.";
+  }
+});

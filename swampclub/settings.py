@@ -279,3 +279,23 @@ TELEMETRY_MAX_FUTURE_S = 300
 # "late"): offline CLIs spool up to 7 days, so 30 leaves room without letting a key backfill
 # a streak of months.
 TELEMETRY_MAX_AGE_DAYS = int(os.environ.get("TELEMETRY_MAX_AGE_DAYS", "30"))
+# --- Sign-in throttling, CLI sign-in and self-service keys (accounts app, docs/accounts.md) ---
+INSTALLED_APPS += ["axes", "accounts"]
+# django-axes watches every authenticate() call (site, admin and the CLI's JSON sign-in) and
+# must come first; its middleware turns a lockout into our 429 page or JSON answer.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
+# Locked per account and, separately, per client IP after this many failures in a row...
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "10"))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# ...for this long after the last failure (a failure while locked restarts the clock).
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15")))
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.throttle.lockout_response"
+# The client IP is REMOTE_ADDR (django-ipware is not installed, so no forwarded header is
+# trusted); behind a reverse proxy, set AXES_CLIENT_IP_CALLABLE to read the proxy's header.
+# Each CLI sign-in answers a token for one key creation, valid this long.
+CLI_SIGN_IN_TOKEN_TTL = timedelta(minutes=10)

@@ -10,4 +10,5 @@ urlpatterns = [
     path("", include("awards.urls")),
     path("staff/", include("awards.staff_urls")),
     path("", include("members.urls")),
+    path("", include("accounts.urls")),
 ]

@@ -110,6 +110,20 @@ EXPECTED: dict[str, Access] = {
     "staff/api-keys/<int:key_id>/revoke": Access(
         "/staff/api-keys/{key}/revoke", everyone(405), staff_only(302)
     ),
+    # --- sign-in, the CLI's browser flow, a member's own keys -------------------------------
+    "login": Access("/login", everyone(200), everyone(200)),
+    # Signed in but without the CLI's parameters: refused (400), no token issued.
+    "login/cli/confirm": Access("/login/cli/confirm", everyone(405), (LOGIN, 400, 400, 400)),
+    "settings/keys/": Access("/settings/keys/", (LOGIN, 200, 200, 200), (LOGIN, 422, 422, 422)),
+    # {key} is the member's: only its owner revokes it; anyone else's request is a 404.
+    "settings/keys/<int:key_id>/revoke": Access(
+        "/settings/keys/{key}/revoke", (LOGIN, 405, 405, 405), (LOGIN, 302, 404, 404)
+    ),
+    # The CLI's JSON: credentials in the body or headers only, a session is no credential.
+    "api/auth/sign-in/username": Access("/api/auth/sign-in/username", everyone(405), everyone(400)),
+    "api/auth/sign-in/email": Access("/api/auth/sign-in/email", everyone(405), everyone(400)),
+    "api/auth/api-key/create": Access("/api/auth/api-key/create", everyone(405), everyone(401)),
+    "api/whoami": Access("/api/whoami", everyone(401), everyone(405)),
 }
 
 
