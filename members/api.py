@@ -70,7 +70,7 @@ def score_explain(request: HttpRequest, username: str) -> JsonResponse:
     if member is None:
         return json_error(404, "not_found")
     try:
-        explanation = score_explanation_for_member(member=member)
+        document = score_explanation_json(score_explanation_for_member(member=member))
     except ExplanationUnavailable as exc:
         return json_error(409, "not_explainable", message=str(exc))
-    return JsonResponse(score_explanation_json(explanation))
+    return JsonResponse(document)

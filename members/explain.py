@@ -5,12 +5,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from awards.models import Award
-from scoring.explain import ActivityExplanation, activity_explanation
+from scoring.explain import ActivityExplanation, ExplanationUnavailable, activity_explanation
 from scoring.formula import exact_text
 from scoring.models import UserScore
 
 # Re-reads when an award lands between reading the score and reading the awards.
-_READ_ATTEMPTS = 3
+_READ_ATTEMPTS = 2
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,9 @@ class ScoreExplanation:
     ``award_points`` (the unrevoked awards) = ``total_score``, as stored."""
 
     username: str
-    activity: ActivityExplanation
+    # None for a score stored before explanations whose inputs changed since (it is
+    # explained after its next refresh); the awards are listed all the same.
+    activity: ActivityExplanation | None
     awards: list[AwardLine]
     award_points: int
     total_score: int
@@ -41,6 +43,15 @@ class ScoreExplanation:
     def counted_awards(self) -> list[AwardLine]:
         """The awards that count (not revoked)."""
         return [a for a in self.awards if not a.revoked]
+
+    @property
+    def award_counts(self) -> dict[str, int]:
+        """How many awards the member holds, how many were revoked, and the counted sum."""
+        return {
+            "total": len(self.awards),
+            "revoked": sum(1 for a in self.awards if a.revoked),
+            "counted_points": sum(a.points for a in self.awards if not a.revoked),
+        }
 
 
 def _awards(member, *, show_private: bool) -> list[AwardLine]:
@@ -69,16 +80,35 @@ def score_explanation_for_member(*, member, viewer=None) -> ScoreExplanation:
     (except to the member themself). The awards are read after the score; if an award was
     granted or revoked in between (the counted sum differs from the stored
     ``award_points``) both are read again, so the lines add up to the stored total. Three
-    queries (the score, its rules version, the awards).
+    queries (the score, its rules version, the awards); two for a member loaded with
+    ``select_related("score", "metrics")``.
     """
     show_private = bool(viewer is not None and viewer.is_authenticated and viewer.pk == member.pk)
-    for _ in range(_READ_ATTEMPTS):
+    user_model = type(member)
+    # A member loaded with select_related("score", "metrics") costs no query for either.
+    metrics = getattr(member, "metrics", None) if user_model.metrics.is_cached(member) else None
+    if user_model.score.is_cached(member):
+        score = getattr(member, "score", None)
+    else:
         score = UserScore.objects.filter(member=member).first()
-        awards = _awards(member, show_private=show_private)
+    awards = _awards(member, show_private=show_private)
+    for _ in range(_READ_ATTEMPTS):
         counted = sum(a.points for a in awards if not a.revoked)
         if score is None or counted == score.award_points:
             break
-    activity = activity_explanation(score=score)
+        # A grant or revocation may have committed between the two reads: read the score
+        # again, and the awards too only if the score moved (else the ledger itself
+        # disagrees, which ``check_ledger`` reports, and re-reading would not help).
+        fresh = UserScore.objects.filter(member=member).first()
+        moved = fresh is None or fresh.computed_at != score.computed_at
+        score = fresh
+        if score is None or counted == score.award_points or not moved:
+            break
+        awards = _awards(member, show_private=show_private)
+    try:
+        activity = activity_explanation(score=score, metrics=metrics)
+    except ExplanationUnavailable:
+        activity = None
     return ScoreExplanation(
         username=member.get_username(),
         activity=activity,
@@ -98,6 +128,8 @@ def _number(value) -> int | str:
 def score_explanation_json(explanation: ScoreExplanation) -> dict:
     """The ``GET /api/u/<username>/score/explain`` document (SPEC §10)."""
     a = explanation.activity
+    if a is None:
+        raise ExplanationUnavailable("this score is explained after its next refresh")
     return {
         "username": explanation.username,
         "rules_version": a.rules_version,
