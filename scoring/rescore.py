@@ -20,8 +20,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from scoring.formula import activity_score
-from scoring.models import RescoreJob, ScoringRules, TierChange, UserScore
-from scoring.rules import rules_activate, rules_for_version
+from scoring.models import RescoreJob, TierChange, UserScore
+from scoring.rules import rules_activate, rules_for_version, rules_get
 from scoring.scores import scores_refresh, utc_today
 from scoring.tiers import tier_for_total
 
@@ -259,9 +259,7 @@ def rescore_job_create(*, version: int, kind: str, requested_by=None) -> Rescore
     job row commits. Raises ``ScoringRules.DoesNotExist`` for an unknown version."""
     from scoring.tasks import rescore_job_run_task
 
-    rules = ScoringRules.objects.filter(version=version).first()
-    if rules is None:
-        raise ScoringRules.DoesNotExist(f"no scoring rules version {version}")
+    rules = rules_get(version=version)
     with transaction.atomic():
         job = RescoreJob.objects.create(
             rules=rules,

@@ -100,16 +100,23 @@ def rules_constants_for_score(*, version: int, overrides: dict | None) -> Scorin
     return rules_constants(rules)
 
 
+def rules_get(*, version: int) -> ScoringRules:
+    """The ``ScoringRules`` row of ``version``; version 1 (the model's defaults are SPEC
+    §6) is recreated if a database was emptied. Raises ``ScoringRules.DoesNotExist``."""
+    if version == DEFAULT_VERSION:
+        return ScoringRules.objects.get_or_create(version=version, defaults={"note": "SPEC §6"})[0]
+    rules = ScoringRules.objects.filter(version=version).first()
+    if rules is None:
+        raise ScoringRules.DoesNotExist(f"no scoring rules version {version}")
+    return rules
+
+
 def rules_activate(*, version: int) -> ScoringRules:
     """Put ``version`` in force from now on (the next refresh of any member uses it).
 
     Idempotent for the version already in force. Raises ``ScoringRules.DoesNotExist``.
     """
-    rules = ScoringRules.objects.filter(version=version).first()
-    if rules is None:
-        if version != DEFAULT_VERSION:
-            raise ScoringRules.DoesNotExist(f"no scoring rules version {version}")
-        rules = ScoringRules.objects.create(version=DEFAULT_VERSION, note="SPEC §6")
+    rules = rules_get(version=version)
     if rules_in_force().version != version or rules.activated_at is None:
         rules.activated_at = timezone.now()
         rules.save(update_fields=["activated_at"])

@@ -15,6 +15,8 @@ STAFF_PERMISSIONS = [
     ("awards", "add_awardrevocation"),
     ("awards", "view_award"),
     ("scoring", "add_apikey"),
+    ("scoring", "view_scoringrules"),
+    ("scoring", "change_scoringrules"),
 ]
 # What a role gets: an HTTP status, or where a 302 leads.
 LOGIN = "login"  # 302 to the site's login page, with ?next=
@@ -56,6 +58,9 @@ EXPECTED: dict[str, Access] = {
     "u/<str:username>/": Access("/u/{member}/", everyone(200), everyone(405)),
     "api/leaderboard": Access("/api/leaderboard", everyone(200), everyone(405)),
     "api/u/<str:username>/score": Access("/api/u/{member}/score", everyone(200), everyone(405)),
+    "api/u/<str:username>/score/explain": Access(
+        "/api/u/{member}/score/explain", everyone(200), everyone(405)
+    ),
     "api/u/<str:username>/awards": Access("/api/u/{member}/awards", everyone(200), everyone(405)),
     "api/schema": Access("/api/schema", everyone(200), everyone(405)),
     # API-key authentication only: a session (even a staff one) is no credential.
@@ -109,6 +114,10 @@ EXPECTED: dict[str, Access] = {
     "staff/api-keys/": Access("/staff/api-keys/", staff_only(200), staff_only(422)),
     "staff/api-keys/<int:key_id>/revoke": Access(
         "/staff/api-keys/{key}/revoke", everyone(405), staff_only(302)
+    ),
+    "staff/rescore/": Access("/staff/rescore/", staff_only(200), staff_only(422)),
+    "staff/rescore/<int:job_id>/": Access(
+        "/staff/rescore/{rescore_job}/", staff_only(200), everyone(405)
     ),
 }
 
