@@ -3,7 +3,7 @@
 from django.urls import path
 
 from awards import views_revoke
-from awards.views_staff import api_keys, award_list, bulk, dashboard, grant, members
+from awards.views_staff import api_keys, award_list, bulk, dashboard, grant, members, rescore
 
 app_name = "staff"
 
@@ -20,4 +20,6 @@ urlpatterns: list = [
     path("members/<str:username>/", members.member_detail_view, name="member-detail"),
     path("api-keys/", api_keys.api_keys_view, name="api-keys"),
     path("api-keys/<int:key_id>/revoke", api_keys.api_key_revoke_view, name="api-key-revoke"),
+    path("rescore/", rescore.rescore_view, name="rescore"),
+    path("rescore/<int:job_id>/", rescore.rescore_job_view, name="rescore-job"),
 ]

@@ -389,6 +389,44 @@ class Bench:
             repeat(self.config, unchanged)
         )
 
+    def measure_rescore(self) -> None:
+        """``rescore_dry_run`` and ``rescore_apply`` over every scored member (members/s).
+
+        A version 2 of the rules (12 points per event instead of 10) is dry-run, then
+        applied and applied back to version 1 in turn, so every apply moves every active
+        member's total (history rows, some tier changes), as a real change of rules does.
+        """
+        dry_run = optional("scoring.rescore", "rescore_dry_run")
+        apply = optional("scoring.rescore", "rescore_apply")
+        from scoring.models import ScoringRules
+
+        if not self.count(UserScore):
+            raise NotAvailable("no scores (the score batch has not run)")
+        ScoringRules.objects.get_or_create(version=1)
+        ScoringRules.objects.get_or_create(version=2, defaults={"base_points": 12})
+
+        def dry() -> float:
+            started = time.perf_counter()
+            report = dry_run(version=2)
+            return report.members / (time.perf_counter() - started)
+
+        values = repeat(self.config, dry)
+        self.results.runs["rescore_dry_run_members_per_s"] = values
+        self.results.figures["rescore_dry_run_members_per_s"] = median(values)
+
+        versions = iter([2, 1, 2, 1, 2])
+
+        def applied() -> float:
+            started = time.perf_counter()
+            report = apply(version=next(versions))
+            took = time.perf_counter() - started
+            connection.close()
+            return report.members / took
+
+        values = repeat(self.config, applied)
+        self.results.runs["rescore_apply_members_per_s"] = values
+        self.results.figures["rescore_apply_members_per_s"] = median(values)
+
     def load_history(self) -> None:
         """Past ScoreHistory rows for every scored member (profile charts, board windows)."""
         scores = self.run_sql(

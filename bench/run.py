@@ -25,7 +25,7 @@ from bench.config import (
     server_environment,
 )
 
-STAGES = ("copy", "consume", "score", "ingest", "pages", "deep", "grant")
+STAGES = ("copy", "consume", "score", "rescore", "ingest", "pages", "deep", "grant")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -135,6 +135,12 @@ def _run(config: Config, args: argparse.Namespace) -> int:
     results.stage("awards", (), bench.load_awards)
     if config.wants("score"):
         results.stage("score", ("score_members_per_s",), bench.measure_score)
+    if config.wants("rescore"):
+        results.stage(
+            "rescore",
+            ("rescore_dry_run_members_per_s", "rescore_apply_members_per_s"),
+            bench.measure_rescore,
+        )
     results.stage("history", (), bench.load_history)
     bench.run_sql("VACUUM ANALYZE")
 

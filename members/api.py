@@ -1,10 +1,15 @@
-"""JSON interface of the leaderboard: ``GET /api/leaderboard`` (shape in docs/members.md)."""
+"""Member-facing JSON: the leaderboard (``GET /api/leaderboard``, shape in docs/members.md)
+and a score's explanation (``GET /api/u/<username>/score/explain``, docs/scoring.md)."""
 
+from django.contrib.auth import get_user_model
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from members import selectors
+from members.explain import score_explanation_for_member, score_explanation_json
+from scoring.explain import ExplanationUnavailable
 from swampclub.http import json_error
 
 
@@ -44,3 +49,28 @@ def leaderboard(request: HttpRequest) -> JsonResponse:
             "prev_cursor": page.prev_cursor,
         }
     )
+
+
+@csrf_exempt
+def score_explain(request: HttpRequest, username: str) -> JsonResponse:
+    """How a member's stored score is made (SPEC §10 "Explain"): the groups, base,
+    diversity, streak and rolling multipliers, the activity, the awards and the total.
+
+    Multipliers are exact strings (``"1.04"``, ``"16/15"``); the lines add up to the stored
+    ``activity_score`` and ``total_score``. Private awards show their points only (this
+    document carries no reasons). Unknown or deactivated member → 404; a score written
+    before explanations were stored whose inputs changed since → 409 until its next
+    refresh. Methods other than GET and HEAD → 405 JSON with ``Allow``.
+    """
+    if request.method not in ("GET", "HEAD"):
+        response = json_error(405, "method_not_allowed", message="use GET")
+        response["Allow"] = "GET, HEAD"
+        return response
+    member = get_user_model().objects.filter(username=username, is_active=True).first()
+    if member is None:
+        return json_error(404, "not_found")
+    try:
+        document = score_explanation_json(score_explanation_for_member(member=member))
+    except ExplanationUnavailable as exc:
+        return json_error(409, "not_explainable", message=str(exc))
+    return JsonResponse(document)

@@ -9,4 +9,5 @@ urlpatterns = [
     path("leaderboard/", views.leaderboard, name="leaderboard"),
     path("u/<str:username>/", views.profile, name="profile"),
     path("api/leaderboard", api.leaderboard, name="api-leaderboard"),
+    path("api/u/<str:username>/score/explain", api.score_explain, name="api-score-explain"),
 ]

@@ -9,6 +9,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
 from members import selectors
+from members.explain import score_explanation_for_member
 
 
 @require_GET
@@ -99,10 +100,12 @@ def profile(request: HttpRequest, username: str) -> HttpResponse:
     else:
         now = timezone.now()
         breakdown = selectors.score_breakdown_for_member(member=member)
+        explanation = score_explanation_for_member(member=member, viewer=request.user)
         context = {
+            "explanation": explanation,
             **base,
             "breakdown": breakdown,
-            "award_counts": selectors.award_counts_for_member(member=member),
+            "award_counts": explanation.award_counts,
             "claims": selectors.tier_claims_for_member(member=member),
             "chart": selectors.score_chart_for_member(
                 member=member, current_total=breakdown.total, now=now

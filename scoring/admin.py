@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from scoring.apikeys import api_key_revoke
-from scoring.models import ApiKey, TelemetryEvent
+from scoring.models import ApiKey, ScoringRules, TelemetryEvent
 
 
 @admin.register(ApiKey)
@@ -61,6 +61,33 @@ class TelemetryEventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(ScoringRules)
+class ScoringRulesAdmin(admin.ModelAdmin):
+    """New rules versions are added here; a saved version never changes (scores record the
+    version they used, so editing one would make their explanations wrong). A version is
+    put in force only by a rescore (``manage.py rescore`` or the staff page)."""
+
+    list_display = [
+        "version",
+        "base_points",
+        "group_cap",
+        "diversity_bonus",
+        "streak_step",
+        "streak_max",
+        "rolling_bonus",
+        "rolling_days",
+        "note",
+        "activated_at",
+    ]
+    readonly_fields = ["created_at", "activated_at"]
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False

@@ -12,7 +12,7 @@ ahead only counts once that day arrives). They still count nothing twice: dates 
 
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from fractions import Fraction
 from functools import lru_cache
@@ -66,8 +66,11 @@ def exact(value: Any) -> Fraction:
     return Fraction(value)
 
 
-def constants_from_mapping(overrides: Mapping[str, Any]) -> ScoringConstants:
-    """The default constants with ``overrides`` (``settings.SCORING`` keys) applied.
+def constants_from_mapping(
+    overrides: Mapping[str, Any], base: "ScoringConstants | None" = None
+) -> ScoringConstants:
+    """``base`` (default: the SPEC §6 constants) with ``overrides`` (``settings.SCORING``
+    keys) applied.
 
     Raises ``ValueError`` naming the key for an unknown key or an unusable value, so a typo
     in the settings fails at start-up instead of silently scoring with the default.
@@ -93,7 +96,43 @@ def constants_from_mapping(overrides: Mapping[str, Any]) -> ScoringConstants:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"SCORING[{key!r}]: {exc}") from exc
         values[attribute] = value
-    return ScoringConstants(**values)
+    return replace(base, **values) if base is not None else ScoringConstants(**values)
+
+
+def constants_as_mapping(constants: ScoringConstants) -> dict[str, Any]:
+    """``constants`` as ``settings.SCORING`` keys with exact text values (``"1/50"``,
+    ``"0.02"`` or ``"10"``): JSON-safe, and ``constants_from_mapping`` reads it back equal."""
+    out: dict[str, Any] = {}
+    for key, (attribute, kind) in _SETTING_KEYS.items():
+        value = getattr(constants, attribute)
+        if kind == "caps":
+            out[key] = {g: exact_text(v) for g, v in sorted(value.items())}
+        elif kind == "int":
+            out[key] = int(value)
+        else:
+            out[key] = exact_text(value)
+    return out
+
+
+def exact_text(value: Fraction | int) -> str:
+    """An exact number as text: a decimal when it has one (``"1.04"``, ``"10"``), else a
+    fraction (``"16/15"``). ``exact()`` reads either form back to the same Fraction."""
+    value = Fraction(value)
+    if value.denominator == 1:
+        return str(value.numerator)
+    # A fraction in lowest terms has a finite decimal iff its denominator is 2^a x 5^b.
+    d, twos, fives = value.denominator, 0, 0
+    while d % 2 == 0:
+        d, twos = d // 2, twos + 1
+    while d % 5 == 0:
+        d, fives = d // 5, fives + 1
+    if d != 1:
+        return f"{value.numerator}/{value.denominator}"
+    places = max(twos, fives)
+    scaled = abs(value.numerator) * 10**places // value.denominator
+    sign = "-" if value < 0 else ""
+    whole, frac = divmod(scaled, 10**places)
+    return f"{sign}{whole}.{frac:0{places}d}".rstrip("0").rstrip(".")
 
 
 DEFAULT_CONSTANTS = ScoringConstants()
@@ -197,6 +236,33 @@ def activity_score(
     numerator over one integer denominator and floored by integer division: exact, and
     fast enough for a batch of tens of thousands of members.
     """
+    days = _day_numbers(active_dates, as_of)
+    streak = _streak(days, as_of)
+    rolling_active = len(days) - bisect_left(days, as_of.toordinal() - constants.rolling_days + 1)
+    return activity_from_inputs(
+        event_counts=event_counts,
+        streak_days=streak,
+        rolling_active_days=rolling_active,
+        constants=constants,
+    )
+
+
+def activity_from_inputs(
+    *,
+    event_counts: Mapping[str, int],
+    streak_days: int,
+    rolling_active_days: int,
+    constants: ScoringConstants = DEFAULT_CONSTANTS,
+    groups_out: list[tuple[str, int, Fraction | int, Fraction | int]] | None = None,
+) -> ActivityBreakdown:
+    """The activity score from the formula's date-free inputs: the counts per group, the
+    streak and the active days in the rolling window (``activity_score`` derives the last
+    two from the active dates and ``as_of``). The one place the formula is written, so a
+    stored score and its explanation can never disagree.
+
+    With ``groups_out``, appends ``(group, count, count x BASE_POINTS, capped points)`` for
+    each group that counts (count > 0), in the order of ``event_counts``.
+    """
     c = constants
     base: Fraction | int = 0
     groups = 0
@@ -205,11 +271,14 @@ def activity_score(
             continue
         groups += 1
         cap = c.group_caps.get(group.lower(), c.group_cap) if c.group_caps else c.group_cap
-        base += min(count * c.base_points, cap)
+        points = count * c.base_points
+        capped = min(points, cap)
+        base += capped
+        if groups_out is not None:
+            groups_out.append((group, count, points, capped))
     diversity = c.diversity_bonus * groups
 
-    days = _day_numbers(active_dates, as_of)
-    streak = _streak(days, as_of)
+    streak = streak_days
     step_n, step_d = _ratio(c.streak_step)
     max_n, max_d = _ratio(c.streak_max)
     # 1 + step x (streak - 1) = (step_d + step_n x (streak - 1)) / step_d, capped at max.
@@ -217,7 +286,7 @@ def activity_score(
     if streak_n * max_d > max_n * streak_d:
         streak_n, streak_d = max_n, max_d
 
-    rolling_active = len(days) - bisect_left(days, as_of.toordinal() - c.rolling_days + 1)
+    rolling_active = rolling_active_days
     bonus_n, bonus_d = _ratio(c.rolling_bonus)
     # 1 + bonus x active / days = (bonus_d x days + bonus_n x active) / (bonus_d x days).
     rolling_n = bonus_d * c.rolling_days + bonus_n * rolling_active

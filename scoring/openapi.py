@@ -115,6 +115,86 @@ _AWARD_PROPERTIES = {
 _NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"}
 
 
+# A number in the explanation: an integer, or exact text when settings made it fractional.
+_EXACT_NUMBER = {"type": ["integer", "string"]}
+_MULTIPLIER = {
+    "type": "string",
+    "pattern": r"^[0-9]+(\.[0-9]+|/[0-9]+)?$",
+    "description": "Exact: a decimal when it has one (``1.04``), else a fraction (``16/15``).",
+}
+_SCORE_EXPLANATION = {
+    "type": "object",
+    "required": [
+        "username",
+        "rules_version",
+        "as_of",
+        "groups",
+        "base_points",
+        "diversity_points",
+        "streak",
+        "rolling",
+        "activity_score",
+        "awards",
+        "award_points",
+        "total_score",
+    ],
+    "properties": {
+        "username": {"type": "string"},
+        "rules_version": {"type": "integer", "minimum": 1},
+        "as_of": {
+            "type": ["string", "null"],
+            "format": "date",
+            "description": "The UTC day the activity was computed as of (null: not yet).",
+        },
+        "groups": {
+            "type": "array",
+            "description": "Sorted by group.",
+            "items": {
+                "type": "object",
+                "required": ["group", "count", "points", "capped_points"],
+                "properties": {
+                    "group": {"type": "string"},
+                    "count": {"type": "integer", "minimum": 1},
+                    "points": {**_EXACT_NUMBER, "description": "count x base, before the cap."},
+                    "capped_points": _EXACT_NUMBER,
+                },
+            },
+        },
+        "base_points": {**_EXACT_NUMBER, "description": "The sum of capped_points."},
+        "diversity_points": _EXACT_NUMBER,
+        "streak": {
+            "type": "object",
+            "required": ["days", "multiplier"],
+            "properties": {"days": {"type": "integer", "minimum": 0}, "multiplier": _MULTIPLIER},
+        },
+        "rolling": {
+            "type": "object",
+            "required": ["active_days", "multiplier"],
+            "properties": {
+                "active_days": {"type": "integer", "minimum": 0},
+                "multiplier": _MULTIPLIER,
+            },
+        },
+        "activity_score": {"type": "integer"},
+        "awards": {
+            "type": "array",
+            "description": "Newest first; revoked awards are listed and do not count.",
+            "items": {
+                "type": "object",
+                "required": ["id", "points", "revoked"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "points": {"type": "integer", "minimum": 1},
+                    "revoked": {"type": "boolean"},
+                },
+            },
+        },
+        "award_points": {"type": "integer"},
+        "total_score": {"type": "integer"},
+    },
+}
+
+
 def _event(name: dict[str, Any], properties_ref: str | None) -> dict[str, Any]:
     properties: dict[str, Any] = {"$ref": properties_ref} if properties_ref else {"type": "object"}
     return {
@@ -260,6 +340,28 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/u/{username}/score/explain": {
+                "get": {
+                    "operationId": "memberScoreExplain",
+                    "summary": "How a member's stored score is made, line by line.",
+                    "description": (
+                        "The figures the stored score was computed from (never recomputed "
+                        "with today's date): activity_score = floor((base_points + "
+                        "diversity_points) x streak.multiplier x rolling.multiplier) and "
+                        "total_score = activity_score + award_points, exactly as stored. "
+                        "Multipliers are exact strings: a decimal when exact, else a fraction."
+                    ),
+                    "parameters": [_USERNAME],
+                    "responses": {
+                        "200": _json("#/components/schemas/ScoreExplanation", "The explanation."),
+                        "404": _error("No such member."),
+                        "409": _error(
+                            "A score stored before explanations whose inputs changed; "
+                            "explained after its next refresh."
+                        ),
+                    },
+                }
+            },
             "/api/u/{username}/awards": {
                 "get": {
                     "operationId": "memberAwards",
@@ -349,6 +451,7 @@ def openapi_document() -> dict[str, Any]:
                         "computed_at": {"type": ["string", "null"], "format": "date-time"},
                     },
                 },
+                "ScoreExplanation": _SCORE_EXPLANATION,
                 "AwardList": {
                     "type": "object",
                     "required": ["awards"],

@@ -19,7 +19,6 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 
-from scoring.constants import scoring_constants
 from scoring.formula import activity_score
 from scoring.models import (
     MemberMetrics,
@@ -30,6 +29,7 @@ from scoring.models import (
     UserScore,
 )
 from scoring.pipeline import RunKind, pipeline_run_record
+from scoring.rules import rules_in_force
 from scoring.sql import insert_rows, is_postgresql, upsert_rows
 from scoring.tiers import tier_for_total, tiers_all
 
@@ -64,6 +64,9 @@ _SCORE_COLUMNS = [
     "streak_days",
     "active_days",
     "computed_at",
+    "rules_version",
+    "as_of",
+    "breakdown",
 ]
 _HISTORY_COLUMNS = [
     "member_id",
@@ -72,6 +75,7 @@ _HISTORY_COLUMNS = [
     "award_points",
     "total_score",
     "tier",
+    "rules_version",
 ]
 _CLAIM_COLUMNS = ["member_id", "tier", "claimed_at", "total_at_claim"]
 _CHANGE_COLUMNS = ["member_id", "from_tier", "to_tier", "cause", "total_score", "changed_at"]
@@ -105,7 +109,9 @@ def scores_refresh(
 
     For each existing member in ``member_ids``: activity by the SPEC §6 formula as of
     ``as_of`` (default: today, UTC), total = activity + ``MemberMetrics.award_points``, tier
-    by ``tier_for_total``. Writes ``UserScore``; a ``ScoreHistory`` row only when the total
+    by ``tier_for_total``, under the rules version in force (``scoring.rules``). Writes
+    ``UserScore`` with what the activity was computed from (rules version, ``as_of``, the
+    formula's inputs; see ``scoring.explain``); a ``ScoreHistory`` row only when the total
     changed; a ``TierBadgeClaim`` for every tier up to the new one not claimed yet; exactly
     one ``TierChange`` (with ``cause``) when the tier moved. A member without metrics scores
     0. Unknown member ids are ignored. Returns the result per member id.
@@ -124,7 +130,6 @@ def scores_refresh(
         return {}
     now = timezone.now()
     as_of = as_of or utc_today()
-    constants = scoring_constants()
     tier_ordinals = [t.ordinal for t in tiers_all()]
 
     with transaction.atomic():
@@ -145,7 +150,7 @@ def scores_refresh(
             insert_rows(
                 UserScore,
                 _SCORE_COLUMNS,
-                [(i, name, 0, 0, 0, 1, 0, 0, now) for i, name in users.items()],
+                [(i, name, 0, 0, 0, 1, 0, 0, now, 1, None, None) for i, name in users.items()],
                 ignore_conflicts=True,
             )
             current.update(_scores_lock(list(users)))
@@ -153,6 +158,10 @@ def scores_refresh(
         if not ids:
             return {}
         usernames = {member_id: row[2] for member_id, row in current.items()}
+        # Read after the lock, like the metrics: a rescore activates its version before it
+        # locks anyone, so a refresh holding a lock it waited for sees the new version.
+        rules = rules_in_force()
+        constants, version, overrides = rules.constants, rules.version, rules.overrides
         # Read only after the lock: whatever committed before we got it is included.
         metrics = {
             member_id: tuple(row)
@@ -169,6 +178,7 @@ def scores_refresh(
         # The batch's rows go to PostgreSQL as one JSON document: encode the shared time
         # once, not once per row and table through the encoder's fallback.
         stamp = now.isoformat() if is_postgresql() else now
+        as_of_value = as_of.isoformat() if is_postgresql() else as_of
         results: dict[int, ScoreResult] = {}
         rows: list[tuple] = []
         history: list[tuple] = []
@@ -187,6 +197,11 @@ def scores_refresh(
             total = activity + award_points
             tier = tier_for_total(total).ordinal
             previous_total, previous_tier, _ = current[member_id]
+            # The formula's date-free inputs: with the version (and any overrides) they
+            # reproduce this activity exactly, whatever the date it is explained on.
+            inputs = {"counts": event_counts, "rolling_days": breakdown.rolling_active_days}
+            if overrides is not None:
+                inputs["constants"] = overrides
             rows.append(
                 (
                     member_id,
@@ -198,10 +213,13 @@ def scores_refresh(
                     breakdown.streak_days,
                     len(set(active_dates)),
                     stamp,
+                    version,
+                    as_of_value,
+                    inputs,
                 )
             )
             if total != previous_total:
-                history.append((member_id, stamp, activity, award_points, total, tier))
+                history.append((member_id, stamp, activity, award_points, total, tier, version))
             new_claims = tuple(
                 o for o in tier_ordinals if o <= tier and o not in claimed[member_id]
             )

@@ -90,3 +90,11 @@ def score_batch_wake() -> None:
     Debounced like ``consumer_wake``.
     """
     transaction.on_commit(lambda: _send(scores_process_batch_task, expires=120))
+
+
+@shared_task(name="scoring.rescore_job_run", acks_late=True)
+def rescore_job_run_task(job_id: int) -> int:
+    """Run a queued rescore job (see ``scoring.rescore.rescore_job_run``)."""
+    from scoring.rescore import rescore_job_run
+
+    return rescore_job_run(job_id=job_id)

@@ -6,6 +6,11 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET
 
 from awards.forms import AwardGrantForm
+from awards.selectors_lineage import (
+    LINEAGE_PER_GROUP,
+    event_lineage_for_member,
+    rejected_events_for_member,
+)
 from awards.selectors_staff import (
     MEMBER_HISTORY_LIMIT,
     award_count_for_member,
@@ -39,6 +44,13 @@ def member_detail_view(request: HtmxHttpRequest, username: str) -> HttpResponse:
         context["history_limit"] = MEMBER_HISTORY_LIMIT
         if len(history) >= MEMBER_HISTORY_LIMIT:
             context["history_total"] = award_count_for_member(member=member)
+    if panel is None:
+        metrics = context["detail"].metrics
+        context["lineage"] = event_lineage_for_member(
+            member=member, counts=metrics.event_counts if metrics else {}
+        )
+        context["lineage_limit"] = LINEAGE_PER_GROUP
+        context["rejected_events"] = rejected_events_for_member(member=member)
     if panel is None and request.user.has_perm("awards.add_award"):
         context["form"] = AwardGrantForm(initial={"username": member.username, "keep_member": True})
     return render_page_or_fragment(request, TEMPLATE, context, fragments=FRAGMENTS)

@@ -1,5 +1,6 @@
 """Template filters and tags for member pages."""
 
+from fractions import Fraction
 from functools import cache
 from urllib.parse import quote
 
@@ -11,6 +12,7 @@ from django.utils.timezone import localtime
 
 from members.charts import Heatmap, heatmap_rects
 from members.selectors import AwardRow, BoardPage
+from scoring.formula import exact_text
 
 register = template.Library()
 
@@ -127,3 +129,15 @@ def award_rows(rows: list[AwardRow]) -> SafeString:
     (the template loop was about half of the profile's render). Reasons, category labels and
     revocation reasons are escaped; the rest are integers and dates."""
     return mark_safe("\n".join(_award_row(row) for row in rows))  # noqa: S308 - escaped above
+
+
+@register.filter
+def exact(value) -> str:
+    """An exact number for the score explanation: whole numbers grouped ("1,350"), else a
+    decimal when exact ("1.08"), else a fraction ("13/12") — never a rounded float."""
+    if value is None:
+        return ""
+    number = Fraction(value)
+    if number.denominator == 1:
+        return _grouped(number.numerator)
+    return exact_text(number)

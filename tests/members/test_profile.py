@@ -319,9 +319,11 @@ def test_profile_query_count_does_not_grow_with_history_or_awards(client):
     add(195)
     large = (count("/u/veteran/"), count("/u/veteran/?page=2", headers={"HX-Request": "true"}))
     assert small == large
-    # session, viewer, member+score+metrics, awards page, award counts, claims,
-    # chart baseline, chart rows.
-    assert large[0] <= 8
+    # session, viewer, member+score+metrics, awards page, the explanation's awards (which
+    # also give the award counts) and rules version, claims, chart baseline, chart rows;
+    # one more here because these factory awards disagree with the score's award points,
+    # so the explanation re-reads the score once.
+    assert large[0] <= 10
     assert large[1] <= 4
 
 

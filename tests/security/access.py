@@ -15,6 +15,8 @@ STAFF_PERMISSIONS = [
     ("awards", "add_awardrevocation"),
     ("awards", "view_award"),
     ("scoring", "add_apikey"),
+    ("scoring", "view_scoringrules"),
+    ("scoring", "change_scoringrules"),
 ]
 # What a role gets: an HTTP status, or where a 302 leads.
 LOGIN = "login"  # 302 to the site's login page, with ?next=
@@ -56,6 +58,9 @@ EXPECTED: dict[str, Access] = {
     "u/<str:username>/": Access("/u/{member}/", everyone(200), everyone(405)),
     "api/leaderboard": Access("/api/leaderboard", everyone(200), everyone(405)),
     "api/u/<str:username>/score": Access("/api/u/{member}/score", everyone(200), everyone(405)),
+    "api/u/<str:username>/score/explain": Access(
+        "/api/u/{member}/score/explain", everyone(200), everyone(405)
+    ),
     "api/u/<str:username>/awards": Access("/api/u/{member}/awards", everyone(200), everyone(405)),
     "api/schema": Access("/api/schema", everyone(200), everyone(405)),
     # API-key authentication only: a session (even a staff one) is no credential.
@@ -124,6 +129,10 @@ EXPECTED: dict[str, Access] = {
     "api/auth/sign-in/email": Access("/api/auth/sign-in/email", everyone(405), everyone(400)),
     "api/auth/api-key/create": Access("/api/auth/api-key/create", everyone(405), everyone(401)),
     "api/whoami": Access("/api/whoami", everyone(401), everyone(405)),
+    "staff/rescore/": Access("/staff/rescore/", staff_only(200), staff_only(422)),
+    "staff/rescore/<int:job_id>/": Access(
+        "/staff/rescore/{rescore_job}/", staff_only(200), everyone(405)
+    ),
 }
 
 

@@ -12,6 +12,8 @@ from django.utils.http import urlsafe_base64_encode
 from awards.models import BulkGrantJob
 from awards.services import award_grant
 from scoring.apikeys import api_key_create
+from scoring.models import RescoreJob
+from scoring.rules import rules_get
 from tests.factories import UserFactory
 from tests.security.access import STAFF_PERMISSIONS
 
@@ -46,6 +48,9 @@ def world(db):
     job = BulkGrantJob.objects.create(
         token=uuid.uuid4(), created_by=staff_perm, file_sha256="0" * 64
     )
+    rescore_job = RescoreJob.objects.create(
+        rules=rules_get(version=1), kind="dry_run", requested_by=staff_perm
+    )
     users = {"member": member, "staff": staff, "staff_perm": staff_perm}
     clients = {"anonymous": Client()}
     for role, user in users.items():
@@ -56,6 +61,7 @@ def world(db):
         "award": award.pk,
         "key": api_key.pk,
         "job": job.token,
+        "rescore_job": rescore_job.pk,
         "uid": urlsafe_base64_encode(force_bytes(member.pk)),
         "reset_token": default_token_generator.make_token(member),
     }

@@ -1,0 +1,106 @@
+"""Staff lineage of a member's score: the telemetry behind each command-group count and
+the events that were rejected, each list one query however many events the member has."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.core.exceptions import FieldDoesNotExist
+from django.db.models import F, Window
+from django.db.models.fields.json import KT
+from django.db.models.functions import Lower, RowNumber
+
+from scoring.models import TelemetryEvent
+
+# Events shown per command group, newest first; the group's count says how many there are.
+LINEAGE_PER_GROUP = 50
+REJECTED_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class LineageEvent:
+    """One stored event as staff see it in the lineage."""
+
+    id: int
+    insert_id: str
+    timestamp: datetime
+    received_at: datetime
+    cli_version: str | None
+    error: str = ""
+    event: str = "cli_invocation"
+
+
+@dataclass
+class GroupLineage:
+    """The latest events of one command group (at most ``LINEAGE_PER_GROUP``)."""
+
+    group: str
+    count: int
+    events: list[LineageEvent] = field(default_factory=list)
+
+    @property
+    def truncated(self) -> bool:
+        """More events count for this group than are listed."""
+        return self.count > len(self.events)
+
+
+def _cli_version():
+    # The CLI version as its own column when the table has one, else as the CLI sent it.
+    try:
+        TelemetryEvent._meta.get_field("cli_version")
+    except FieldDoesNotExist:
+        return KT("properties__swampVersion")
+    return F("cli_version")
+
+
+def event_lineage_for_member(
+    *, member, counts: dict[str, int], per_group: int = LINEAGE_PER_GROUP
+) -> list[GroupLineage]:
+    """The latest ``per_group`` processed ``cli_invocation`` events of each command group
+    of ``member``, groups sorted by name, with the group's count from ``counts`` (the
+    member's ``MemberMetrics.event_counts``). One query: a window function numbers each
+    group's events newest first and keeps the first ``per_group``.
+    """
+    rows = (
+        TelemetryEvent.objects.filter(
+            member=member,
+            event="cli_invocation",
+            status=TelemetryEvent.Status.PROCESSED,
+        )
+        .annotate(
+            group=Lower(KT("properties__invocation__command")),
+            cli=_cli_version(),
+            rank=Window(
+                RowNumber(),
+                partition_by=[Lower(KT("properties__invocation__command"))],
+                order_by=[F("timestamp").desc(), F("id").desc()],
+            ),
+        )
+        .filter(rank__lte=per_group)
+        .order_by("group", "-timestamp", "-id")
+        .values_list("id", "insert_id", "timestamp", "received_at", "cli", "group")
+    )
+    groups = {
+        str(group): GroupLineage(group=str(group), count=int(count))
+        for group, count in counts.items()
+    }
+    for event_id, insert_id, timestamp, received_at, cli, group in rows:
+        lineage = groups.setdefault(group, GroupLineage(group=group, count=0))
+        lineage.events.append(
+            LineageEvent(event_id, insert_id, timestamp, received_at, cli if cli else None)
+        )
+    return sorted(groups.values(), key=lambda g: g.group)
+
+
+def rejected_events_for_member(*, member, limit: int = REJECTED_LIMIT) -> list[LineageEvent]:
+    """The member's latest rejected events (any type) with the reason each was rejected.
+    One query."""
+    rows = (
+        TelemetryEvent.objects.filter(member=member, status=TelemetryEvent.Status.REJECTED)
+        .annotate(cli=_cli_version())
+        .order_by("-received_at", "-id")
+        .values_list("id", "insert_id", "timestamp", "received_at", "cli", "error", "event")[:limit]
+    )
+    return [
+        LineageEvent(event_id, insert_id, timestamp, received_at, cli or None, error, name)
+        for event_id, insert_id, timestamp, received_at, cli, error, name in rows
+    ]

@@ -1,0 +1,71 @@
+"""The staff member page's lineage: events behind each group, rejected events."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from awards.selectors_lineage import event_lineage_for_member, rejected_events_for_member
+from tests.factories import MemberMetricsFactory, TelemetryEventFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _events(member, group: str, n: int, *, status="processed", start=0, **extra):
+    now = timezone.now()
+    for index in range(start, start + n):
+        event = TelemetryEventFactory.build(
+            member=member,
+            insert_id=f"{member.username}-{group}-{status}-{index}",
+            timestamp=now - timedelta(minutes=index),
+            status=status,
+            **extra,
+        )
+        event.properties["invocation"]["command"] = group
+        event.properties["swampVersion"] = f"1.{index % 3}.0"
+        event.save()
+
+
+@pytest.fixture
+def fenrunner(db):
+    member = UserFactory(username="fenrunner")
+    MemberMetricsFactory(member=member, event_counts={"model": 60, "data": 2}, total_events=62)
+    return member
+
+
+def test_latest_fifty_per_group_newest_first_with_cli_version(fenrunner):
+    _events(fenrunner, "model", 60)
+    _events(fenrunner, "Data", 2)  # groups are compared lower-cased, as the consumer does
+    _events(UserFactory(), "model", 3)  # someone else's events never show
+    lineage = event_lineage_for_member(member=fenrunner, counts={"model": 60, "data": 2})
+    assert [g.group for g in lineage] == ["data", "model"]
+    data, model = lineage
+    assert len(model.events) == 50
+    assert model.truncated
+    assert model.events[0].insert_id == "fenrunner-model-processed-0"
+    assert model.events[-1].insert_id == "fenrunner-model-processed-49"
+    assert model.events[1].cli_version == "1.1.0"
+    assert (data.count, len(data.events), data.truncated) == (2, 2, False)
+
+
+def test_rejected_events_carry_their_reason_and_pending_ones_do_not_count(fenrunner):
+    _events(fenrunner, "model", 2, status="rejected", error="invocation.command: missing")
+    _events(fenrunner, "model", 1, status="pending", start=10)
+    rejected = rejected_events_for_member(member=fenrunner)
+    assert [e.error for e in rejected] == ["invocation.command: missing"] * 2
+    assert event_lineage_for_member(member=fenrunner, counts={}) == []
+
+
+@pytest.mark.parametrize("per_group", [3, 70])
+def test_page_shows_lineage_in_a_constant_number_of_queries(
+    staff_client, fenrunner, per_group, django_assert_max_num_queries
+):
+    _events(fenrunner, "model", per_group)
+    _events(fenrunner, "data", per_group)
+    _events(fenrunner, "vault", 2, status="rejected", error="poison: boom")
+    with django_assert_max_num_queries(12):
+        response = staff_client.get(f"/staff/members/{fenrunner.username}/")
+    html = response.content.decode()
+    assert "Where the score comes from" in html
+    assert html.count("<code>fenrunner-model-processed-") == min(per_group, 50)
+    assert "poison: boom" in html
