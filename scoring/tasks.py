@@ -10,7 +10,17 @@ from collections.abc import Callable
 from celery import shared_task
 from django.db import transaction
 
+from swampclub.outages import Dependency
+
 logger = logging.getLogger("swampclub.tasks")
+
+# The broker as the wake-ups see it; an outage is logged once, not per publish.
+broker = Dependency(
+    "broker",
+    logger,
+    consequence="wake-ups are skipped and beat picks the work up",
+    unit="wake-up",
+)
 
 
 @shared_task(name="scoring.events_consume", acks_late=True)
@@ -96,8 +106,10 @@ def _publish(task, options: dict) -> None:
     # the pending rows and beat picks them up once the broker is back.
     try:
         task.apply_async(**options)
-    except Exception:  # any broker error is only a delay
-        logger.warning("could not wake %s; beat will pick the work up", task.name, exc_info=True)
+    except Exception as exc:  # any broker error is only a delay
+        broker.failed(exc, what=f"could not wake {task.name}")
+        return
+    broker.succeeded()
 
 
 def _send_trailing(task, options: dict) -> None:

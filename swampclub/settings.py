@@ -270,3 +270,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
     "loggers": {"swampclub": {"level": os.environ.get("LOG_LEVEL", "INFO")}},
 }
+
+# --- Broker connection loss (docs/guarantees.md, "Outages") ------------------------------------
+# Pinned, not left to Celery's default (False in 5.x, announced to become True in 6.0): when a
+# worker loses the broker, a running late-acked task keeps running and commits its batch. The
+# work is in PostgreSQL, which the broker outage does not touch; killing the batch would only
+# roll it back and redo it. Its message, which can no longer be acknowledged, is redelivered
+# later and finds nothing pending (every task is idempotent).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
