@@ -30,7 +30,14 @@ from scoring.models import (
     UserScore,
 )
 from scoring.pipeline import RunKind, pipeline_run_record
-from scoring.sql import insert_rows, is_postgresql, upsert_rows
+from scoring.sql import (
+    IdArray,
+    insert_rows,
+    is_postgresql,
+    pg_insert_arrays,
+    pg_update_arrays,
+    upsert_rows,
+)
 from scoring.tiers import tier_for_total, tiers_all
 
 
@@ -82,17 +89,56 @@ def utc_today() -> date:
     return datetime.now(UTC).date()
 
 
-def _scores_lock(member_ids: list[int]) -> dict[int, tuple[int, int, str]]:
-    """Lock these members' score rows; member id → (total, tier, username)."""
+# What a score row holds besides its key and ``computed_at``, in _SCORE_COLUMNS order: a
+# refresh that computes exactly these values again leaves the row alone.
+_SCORE_VALUES = _SCORE_COLUMNS[1:-1]
+
+
+def _scores_lock(member_ids: list[int]) -> dict[int, tuple[tuple, str]]:
+    """Lock these members' score rows; member id → (stored values in ``_SCORE_VALUES``
+    order, the member's current username)."""
     if not member_ids:
         return {}
     return {
-        member_id: (total, tier, username)
-        for member_id, total, tier, username in UserScore.objects.select_for_update(of=("self",))
-        .filter(member_id__in_ids=member_ids)
+        member_id: (tuple(stored), live_username)
+        for member_id, *stored, live_username in UserScore.objects.select_for_update(of=("self",))
+        .filter(member_id__in_ids=IdArray(member_ids))
         .order_by("member_id")
-        .values_list("member_id", "total_score", "tier", "member__username")
+        .values_list("member_id", *_SCORE_VALUES, "member__username")
     }
+
+
+def _metrics_read(member_ids: list[int]) -> dict[int, tuple]:
+    """member id → (event_counts, active_dates, award_points) of those with metrics."""
+    if not member_ids:
+        return {}
+    return {
+        member_id: tuple(row)
+        for member_id, *row in MemberMetrics.objects.filter(
+            member_id__in_ids=IdArray(member_ids)
+        ).values_list("member_id", "event_counts", "active_dates", "award_points")
+    }
+
+
+def _score_row(
+    member_id: int, username: str, metrics: tuple | None, *, as_of: date, constants
+) -> tuple:
+    """The score row (``_SCORE_COLUMNS`` order, without ``computed_at``) from metrics."""
+    event_counts, active_dates, award_points = metrics if metrics else ({}, [], 0)
+    breakdown = activity_score(
+        event_counts=event_counts, active_dates=active_dates, as_of=as_of, constants=constants
+    )
+    total = breakdown.activity + award_points
+    return (
+        member_id,
+        username,
+        breakdown.activity,
+        award_points,
+        total,
+        tier_for_total(total).ordinal,
+        breakdown.streak_days,
+        len(set(active_dates)),
+    )
 
 
 def scores_refresh(
@@ -105,109 +151,118 @@ def scores_refresh(
 
     For each existing member in ``member_ids``: activity by the SPEC §6 formula as of
     ``as_of`` (default: today, UTC), total = activity + ``MemberMetrics.award_points``, tier
-    by ``tier_for_total``. Writes ``UserScore``; a ``ScoreHistory`` row only when the total
-    changed; a ``TierBadgeClaim`` for every tier up to the new one not claimed yet; exactly
-    one ``TierChange`` (with ``cause``) when the tier moved. A member without metrics scores
-    0. Unknown member ids are ignored. Returns the result per member id.
+    by ``tier_for_total``. Writes ``UserScore`` when any of its values changed (a row that
+    would be rewritten with the same values is left alone, ``computed_at`` included, so
+    ``computed_at`` is when the score last changed); a ``ScoreHistory`` row only when the
+    total changed; a ``TierBadgeClaim`` for every tier up to the new one not claimed yet;
+    exactly one ``TierChange`` (with ``cause``) when the tier moved. A member without
+    metrics scores 0. Unknown member ids are ignored. Returns the result per member id.
 
     Guarantees:
     - atomic: runs in ``transaction.atomic()`` (a savepoint when nested), all or nothing;
-    - serialized per member: the score rows are locked (``SELECT ... FOR UPDATE``, in member
-      id order) *before* the metrics are read, so two refreshes of one member run one after
-      the other and the second sees the first's result — a tier move is recorded once;
-    - reads ``MemberMetrics`` after taking that lock, never a snapshot's copy: an award
-      committed after a snapshot was queued still counts;
+    - serialized per member: existing score rows are locked (``SELECT ... FOR UPDATE``, in
+      member id order) *before* the metrics are read, so two refreshes of one member run
+      one after the other and the second sees the first's result — a tier move is recorded
+      once;
+    - a member's first score row is inserted with ``ON CONFLICT DO NOTHING``; if another
+      refresh created the row meanwhile, the insert waits for it and does nothing, and the
+      member is then locked and computed like an existing one. (On PostgreSQL the first row
+      is computed from metrics read just before the insert: any grant or revocation
+      committed after that read refreshes the member itself, and its refresh waits for this
+      row and recomputes. Elsewhere a row of zeros is inserted first, then locked.)
+    - reads ``MemberMetrics`` at the latest under that lock, never a snapshot's copy: an
+      award committed after a snapshot was queued still counts;
     - a constant number of queries, whatever the number of members.
     """
     wanted = sorted({int(member_id) for member_id in member_ids})
     if not wanted:
         return {}
+    cause = str(cause)  # the plain value: a driver may encode an enum member by its name
     now = timezone.now()
     as_of = as_of or utc_today()
     constants = scoring_constants()
     tier_ordinals = [t.ordinal for t in tiers_all()]
+    postgresql = is_postgresql()
 
     with transaction.atomic():
         # Lock the existing score rows (member id order, so concurrent refreshes of
         # overlapping members cannot deadlock); the join brings the current username along.
         current = _scores_lock(wanted)
+        # member id → (computed row, stored values or None for a row this refresh created)
+        computed: dict[int, tuple[tuple, tuple | None]] = {}
         missing = [i for i in wanted if i not in current]
         if missing:
             users = dict(
                 get_user_model()
-                .objects.filter(pk__in_ids=missing)
+                .objects.filter(pk__in_ids=IdArray(missing))
                 .order_by("pk")
                 .values_list("pk", "username")
             )
-            # A member's first refresh creates the row, then locks it like the others: a
-            # row inserted meanwhile by a concurrent refresh is waited for and read after
-            # that refresh commits, never overwritten from stale zeros.
-            insert_rows(
-                UserScore,
-                _SCORE_COLUMNS,
-                [(i, name, 0, 0, 0, 1, 0, 0, now) for i, name in users.items()],
-                ignore_conflicts=True,
+            if postgresql:
+                metrics = _metrics_read(list(users))
+                rows = {
+                    i: _score_row(i, name, metrics.get(i), as_of=as_of, constants=constants)
+                    for i, name in users.items()
+                }
+                created = pg_insert_arrays(
+                    UserScore,
+                    _SCORE_COLUMNS,
+                    [(*row, now) for row in rows.values()],
+                    on_conflict="ON CONFLICT DO NOTHING",
+                    returning="member_id",
+                )
+                computed.update((i, (rows[i], None)) for i in created)
+                lost = [i for i in users if i not in computed]
+                # Created by a concurrent refresh meanwhile: lock and recompute below.
+                current.update(_scores_lock(lost))
+            else:
+                # A member's first refresh creates the row, then locks it like the others:
+                # a row inserted meanwhile by a concurrent refresh is waited for and read
+                # after that refresh commits, never overwritten from stale zeros.
+                insert_rows(
+                    UserScore,
+                    _SCORE_COLUMNS,
+                    [(i, name, 0, 0, 0, 1, 0, 0, now) for i, name in users.items()],
+                    ignore_conflicts=True,
+                )
+                current.update(_scores_lock(list(users)))
+        # Read only after the lock: whatever committed before we got it is included.
+        metrics = _metrics_read(sorted(current))
+        for member_id, (stored, username) in current.items():
+            row = _score_row(
+                member_id, username, metrics.get(member_id), as_of=as_of, constants=constants
             )
-            current.update(_scores_lock(list(users)))
-        ids = sorted(current)
+            computed[member_id] = (row, stored)
+        ids = sorted(computed)
         if not ids:
             return {}
-        usernames = {member_id: row[2] for member_id, row in current.items()}
-        # Read only after the lock: whatever committed before we got it is included.
-        metrics = {
-            member_id: tuple(row)
-            for member_id, *row in MemberMetrics.objects.filter(member_id__in_ids=ids).values_list(
-                "member_id", "event_counts", "active_dates", "award_points"
-            )
-        }
         claimed: dict[int, set[int]] = defaultdict(set)
-        for member_id, tier in TierBadgeClaim.objects.filter(member_id__in_ids=ids).values_list(
-            "member_id", "tier"
-        ):
+        claims_read = TierBadgeClaim.objects.filter(member_id__in_ids=IdArray(ids))
+        for member_id, tier in claims_read.values_list("member_id", "tier"):
             claimed[member_id].add(tier)
 
-        # The batch's rows go to PostgreSQL as one JSON document: encode the shared time
-        # once, not once per row and table through the encoder's fallback.
-        stamp = now.isoformat() if is_postgresql() else now
         results: dict[int, ScoreResult] = {}
-        rows: list[tuple] = []
+        changed: list[tuple] = []
         history: list[tuple] = []
         claims: list[tuple] = []
         changes: list[tuple] = []
         for member_id in ids:
-            m = metrics.get(member_id)
-            event_counts, active_dates, award_points = m if m else ({}, [], 0)
-            breakdown = activity_score(
-                event_counts=event_counts,
-                active_dates=active_dates,
-                as_of=as_of,
-                constants=constants,
-            )
-            activity = breakdown.activity
-            total = activity + award_points
-            tier = tier_for_total(total).ordinal
-            previous_total, previous_tier, _ = current[member_id]
-            rows.append(
-                (
-                    member_id,
-                    usernames[member_id],
-                    activity,
-                    award_points,
-                    total,
-                    tier,
-                    breakdown.streak_days,
-                    len(set(active_dates)),
-                    stamp,
-                )
-            )
+            row, stored = computed[member_id]
+            _, _, activity, award_points, total, tier, _, _ = row
+            if stored is None:  # created above with these values
+                previous_total, previous_tier = 0, 1
+            else:
+                previous_total, previous_tier = stored[3], stored[4]
+                if row[1:] != stored:
+                    changed.append((*row, now))
             if total != previous_total:
-                history.append((member_id, stamp, activity, award_points, total, tier))
+                history.append((member_id, now, activity, award_points, total, tier))
             new_claims = tuple(
                 o for o in tier_ordinals if o <= tier and o not in claimed[member_id]
             )
-            claims.extend((member_id, o, stamp, total) for o in new_claims)
+            claims.extend((member_id, o, now, total) for o in new_claims)
             if tier != previous_tier:
-                changes.append((member_id, previous_tier, tier, cause, total, stamp))
+                changes.append((member_id, previous_tier, tier, cause, total, now))
             results[member_id] = ScoreResult(
                 member_id=member_id,
                 previous_total=previous_total,
@@ -219,14 +274,25 @@ def scores_refresh(
                 new_claims=new_claims,
             )
 
-        # INSERT ... ON CONFLICT DO UPDATE rather than bulk_update: bulk_update builds one
-        # CASE per field with a branch per row, which PostgreSQL evaluates in O(rows²).
-        upsert_rows(UserScore, _SCORE_COLUMNS, rows, unique="member", update=_SCORE_COLUMNS[1:])
-        insert_rows(ScoreHistory, _HISTORY_COLUMNS, history)
-        # The claims were read under the score-row lock, so nothing else inserts them
-        # meanwhile; ignoring conflicts only guards rows written outside scores_refresh.
-        insert_rows(TierBadgeClaim, _CLAIM_COLUMNS, claims, ignore_conflicts=True)
-        insert_rows(TierChange, _CHANGE_COLUMNS, changes)
+        if postgresql:
+            # One UPDATE ... FROM unnest(...) of only the rows whose values changed: no
+            # INSERT ... ON CONFLICT (which first tries, and fails, to insert every row)
+            # and no rewrite of an unchanged row (a dead tuple and new index entries each).
+            pg_update_arrays(UserScore, _SCORE_COLUMNS, changed, key="member_id")
+            pg_insert_arrays(ScoreHistory, _HISTORY_COLUMNS, history)
+            # The claims were read under the score-row lock, so nothing else inserts them
+            # meanwhile; ignoring conflicts only guards rows written outside scores_refresh.
+            pg_insert_arrays(
+                TierBadgeClaim, _CLAIM_COLUMNS, claims, on_conflict="ON CONFLICT DO NOTHING"
+            )
+            pg_insert_arrays(TierChange, _CHANGE_COLUMNS, changes)
+        else:
+            upsert_rows(
+                UserScore, _SCORE_COLUMNS, changed, unique="member", update=_SCORE_COLUMNS[1:]
+            )
+            insert_rows(ScoreHistory, _HISTORY_COLUMNS, history)
+            insert_rows(TierBadgeClaim, _CLAIM_COLUMNS, claims, ignore_conflicts=True)
+            insert_rows(TierChange, _CHANGE_COLUMNS, changes)
     return results
 
 
@@ -248,7 +314,7 @@ def _snapshots_claim(*, batch_size: int) -> list[int]:
             .values_list("id", "member_id")[:batch_size]
         )
         if claimed:
-            MetricsSnapshot.objects.filter(id__in_ids=[sid for sid, _ in claimed]).update(
+            MetricsSnapshot.objects.filter(id__in_ids=IdArray(sid for sid, _ in claimed)).update(
                 processed_at=now
             )
         return [member_id for _, member_id in claimed]
