@@ -22,8 +22,13 @@ class Award(models.Model):
         BULK = "bulk"
         API = "api"
 
+    # No index of its own: awards_award_unique_key and awards_award_recipient_idx both
+    # lead with the recipient.
     recipient = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="awards_received"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="awards_received",
+        db_index=False,
     )
     points = models.PositiveIntegerField()
     reason = models.CharField(max_length=500)
@@ -31,12 +36,14 @@ class Award(models.Model):
     category = models.CharField(max_length=20, choices=Category, default=Category.OTHER)
     public = models.BooleanField(default=True)
     idempotency_key = models.CharField(max_length=200)
+    # No index of its own: awards_award_granter_idx leads with it.
     granted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.PROTECT,
         related_name="awards_granted",
+        db_index=False,
     )
     # The API event's free-text "grantedBy", kept as given (never used for authorization).
     granted_by_text = models.CharField(max_length=200, blank=True)

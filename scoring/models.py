@@ -44,12 +44,19 @@ class TelemetryEvent(models.Model):
         PROCESSED = "processed"
         REJECTED = "rejected"
 
-    insert_id = models.CharField(max_length=100, unique=True)
+    # Unique through Meta.constraints, not ``unique=True``: on PostgreSQL a unique varchar
+    # field also gets a ``varchar_pattern_ops`` copy of its index for LIKE, which no query
+    # uses and which costs as much on every insert as the unique index itself.
+    insert_id = models.CharField(max_length=100)
     event = models.CharField(max_length=200)
     distinct_id = models.CharField(max_length=200)
     api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL)
+    # No index of its own: (member, timestamp) below serves every lookup by member.
     member = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="telemetry_events"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="telemetry_events",
+        db_index=False,
     )
     timestamp = models.DateTimeField()
     received_at = models.DateTimeField()
@@ -66,6 +73,13 @@ class TelemetryEvent(models.Model):
     drift = models.JSONField(null=True, blank=True)
 
     class Meta:
+        constraints = [
+            # Dedup of resends (``INSERT ... ON CONFLICT (insert_id) DO NOTHING``). The name
+            # is the one PostgreSQL gave the former ``unique=True``, so that index is kept.
+            models.UniqueConstraint(
+                fields=["insert_id"], name="scoring_telemetryevent_insert_id_key"
+            ),
+        ]
         indexes = [
             # The consumer's queue: a partial index holding only pending rows, in id order.
             models.Index(
@@ -182,8 +196,12 @@ class UserScore(models.Model):
 class ScoreHistory(models.Model):
     """One row each time a member's total changes."""
 
+    # No index of its own: (member, recorded_at) below serves every lookup by member.
     member = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="score_history"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="score_history",
+        db_index=False,
     )
     recorded_at = models.DateTimeField()
     activity_score = models.BigIntegerField()
@@ -196,7 +214,6 @@ class ScoreHistory(models.Model):
         verbose_name_plural = "score history"
         indexes = [
             models.Index(fields=["member", "recorded_at"], name="scoring_history_member_idx"),
-            models.Index(fields=["recorded_at"], name="scoring_history_time_idx"),
         ]
 
     def __str__(self) -> str:
@@ -206,8 +223,12 @@ class ScoreHistory(models.Model):
 class TierBadgeClaim(models.Model):
     """A tier badge a member has reached; permanent, one per member and tier."""
 
+    # No index of its own: the unique (member, tier) serves every lookup by member.
     member = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tier_claims"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="tier_claims",
+        db_index=False,
     )
     tier = models.PositiveSmallIntegerField()
     claimed_at = models.DateTimeField()
@@ -231,8 +252,12 @@ class TierChange(models.Model):
         REVOCATION = "revocation"
         RULES = "rules"
 
+    # No index of its own: (member, changed_at) below serves every lookup by member.
     member = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tier_changes"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="tier_changes",
+        db_index=False,
     )
     from_tier = models.PositiveSmallIntegerField()
     to_tier = models.PositiveSmallIntegerField()

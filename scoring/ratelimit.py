@@ -1,8 +1,9 @@
 """A fixed-window request counter in the Django cache (Redis in production).
 
-The limiter fails open: when the cache cannot be reached the request is allowed and a
-warning logged. Ingest must keep accepting work while Redis is down, because PostgreSQL —
-not Redis — holds every pending event.
+The limiter fails open: when the cache cannot be reached the request is allowed, and one
+warning is logged when the cache goes away and one when it is back (``swampclub.outages``).
+Ingest must keep accepting work while Redis is down, because PostgreSQL — not Redis — holds
+every pending event.
 """
 
 import logging
@@ -12,7 +13,16 @@ import time
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 
+from swampclub.outages import Dependency
+
 logger = logging.getLogger("swampclub.ratelimit")
+
+# The cache as the limiter sees it; an outage is logged once, not per request.
+rate_limit_cache = Dependency(
+    "rate limit cache",
+    logger,
+    consequence="requests are allowed without a limit",
+)
 
 
 def rate_limit_hit(*, bucket: str, limit: int, window_s: int) -> int | None:
@@ -31,9 +41,10 @@ def rate_limit_hit(*, bucket: str, limit: int, window_s: int) -> int | None:
             count = _redis_hit(backend, key, window_s)
         else:
             count = _portable_hit(key, window_s)
-    except Exception:  # the cache is down or misbehaving: allow, never fail the request
-        logger.warning("rate limit cache unavailable; allowing %s", bucket, exc_info=True)
+    except Exception as exc:  # the cache is down or misbehaving: allow, never fail the request
+        rate_limit_cache.failed(exc)
         return None
+    rate_limit_cache.succeeded()
     if count <= limit:
         return None
     return max(1, math.ceil(window_start + window_s - now))
@@ -66,5 +77,5 @@ def rate_limit_reset(*, bucket: str, window_s: int) -> None:
     window_start = int(time.time() // window_s) * window_s
     try:
         cache.delete(f"rl:{bucket}:{window_start}")
-    except Exception:  # nothing to forget when the cache is down
-        logger.warning("rate limit cache unavailable; could not reset %s", bucket, exc_info=True)
+    except Exception as exc:  # nothing to forget when the cache is down
+        rate_limit_cache.failed(exc, what=f"could not reset {bucket}")

@@ -299,3 +299,10 @@ AXES_LOCKOUT_CALLABLE = "accounts.throttle.lockout_response"
 # trusted); behind a reverse proxy, set AXES_CLIENT_IP_CALLABLE to read the proxy's header.
 # Each CLI sign-in answers a token for one key creation, valid this long.
 CLI_SIGN_IN_TOKEN_TTL = timedelta(minutes=10)
+# --- Broker connection loss (docs/guarantees.md, "Outages") ------------------------------------
+# Pinned, not left to Celery's default (False in 5.x, announced to become True in 6.0): when a
+# worker loses the broker, a running late-acked task keeps running and commits its batch. The
+# work is in PostgreSQL, which the broker outage does not touch; killing the batch would only
+# roll it back and redo it. Its message, which can no longer be acknowledged, is redelivered
+# later and finds nothing pending (every task is idempotent).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False

@@ -53,3 +53,12 @@ def ingest_key(member):
 def htmx_headers():
     """Headers that make a test-client request look like an htmx request."""
     return {"HX-Request": "true"}
+
+
+@pytest.fixture(autouse=True)
+def _dependencies_reset():
+    """Every test starts with every dependency up: an outage logged by an earlier test in
+    this process must not hide the "unavailable" line a later test looks for."""
+    from swampclub.outages import dependencies_reset
+
+    dependencies_reset()

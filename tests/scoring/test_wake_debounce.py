@@ -1,10 +1,42 @@
-"""Wake-ups are debounced per process: a burst of requests publishes one message per task."""
+"""Wake-ups are debounced per process: a burst of requests publishes one message per task
+at once and one more at the end of the interval (leading and trailing edge)."""
+
+import threading
+import time
 
 import pytest
 
 from scoring import tasks
 
 pytestmark = pytest.mark.django_db
+
+
+class ManualTimer:
+    """A scheduled trailing wake that runs only when the test says so."""
+
+    def __init__(self, delay, function):
+        self.delay, self.function, self.cancelled = delay, function, False
+
+    def cancel(self):
+        self.cancelled = True
+
+    def fire(self):
+        assert not self.cancelled
+        self.function()
+
+
+@pytest.fixture(autouse=True)
+def timers(monkeypatch):
+    """Trailing wakes scheduled during the test, in order (none runs on its own)."""
+    scheduled: list[ManualTimer] = []
+
+    def start(delay, function):
+        scheduled.append(ManualTimer(delay, function))
+        return scheduled[-1]
+
+    monkeypatch.setattr(tasks, "_start_timer", start)
+    yield scheduled
+    tasks.wake_debounce_reset()
 
 
 @pytest.fixture
@@ -70,3 +102,72 @@ def test_a_broker_outage_is_only_logged_and_debounced_too(monkeypatch, caplog):
         tasks._send(tasks.events_consume_task, expires=60)
     assert len(attempts) == 1  # one request per interval pays the connect timeout
     assert "could not wake scoring.events_consume" in caplog.text
+
+
+def test_the_last_wake_of_a_burst_is_published_at_the_end_of_the_interval(
+    published, timers, django_capture_on_commit_callbacks
+):
+    sent, clock = published
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.score_batch_wake()  # leading edge: at once
+    assert sent == ["scoring.scores_process_batch"]
+    for _ in range(9):  # the rest of the burst, inside the interval
+        clock[0] += tasks.WAKE_INTERVAL_S / 20
+        with django_capture_on_commit_callbacks(execute=True):
+            tasks.score_batch_wake()
+    # Exactly one trailing wake, due when the interval that started with the burst ends.
+    assert len(timers) == 1
+    assert timers[0].delay == pytest.approx(tasks.WAKE_INTERVAL_S * 19 / 20)
+    assert sent == ["scoring.scores_process_batch"]
+    clock[0] = 1000.0 + tasks.WAKE_INTERVAL_S
+    timers[0].fire()
+    assert sent == ["scoring.scores_process_batch"] * 2
+
+    # The trailing publish took the slot: a wake right after it waits for the next edge.
+    clock[0] += tasks.WAKE_INTERVAL_S / 10
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.score_batch_wake()
+    assert len(sent) == 2
+    assert len(timers) == 2
+
+
+def test_a_lone_wake_schedules_no_trailing_publish(published, timers):
+    sent, clock = published
+    tasks._send(tasks.events_consume_task, expires=60)
+    clock[0] += tasks.WAKE_INTERVAL_S * 5
+    tasks._send(tasks.events_consume_task, expires=60)
+    assert sent == ["scoring.events_consume"] * 2
+    assert timers == []
+
+
+def test_reset_cancels_a_scheduled_trailing_wake(published, timers):
+    sent, _ = published
+    tasks._send(tasks.events_consume_task, expires=60)
+    tasks._send(tasks.events_consume_task, expires=60)
+    tasks.wake_debounce_reset()
+    assert timers[0].cancelled
+    tasks._send(tasks.events_consume_task, expires=60)
+    assert sent == ["scoring.events_consume"] * 2
+
+
+def test_a_burst_ends_with_a_real_trailing_publish_within_the_interval(monkeypatch):
+    """Real clock and timer thread: after a burst, the last wake is published within one
+    interval of it, not left to beat (leading-edge-only debouncing never published it)."""
+    monkeypatch.undo()  # the autouse manual timer: this test runs the real one
+    monkeypatch.setattr(tasks, "WAKE_INTERVAL_S", 0.2)
+    published = threading.Event()
+    times: list[float] = []
+
+    def record(**options):
+        times.append(time.monotonic())
+        if len(times) == 2:
+            published.set()
+
+    monkeypatch.setattr(tasks.events_consume_task, "apply_async", record)
+    for _ in range(5):
+        tasks._send(tasks.events_consume_task, expires=60)
+        time.sleep(0.02)
+    last_wake = time.monotonic()
+    assert published.wait(timeout=5), "the burst's last wake was never published"
+    assert len(times) == 2
+    assert times[1] - last_wake <= 0.2 + 0.5  # the interval, plus a busy machine's slack

@@ -1,0 +1,106 @@
+"""The hot tables carry only the indexes their queries use (docs/performance.md, "Indexes")."""
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+
+from awards.models import Award
+from scoring.models import (
+    MetricsSnapshot,
+    ScoreHistory,
+    TelemetryEvent,
+    TierBadgeClaim,
+    TierChange,
+)
+
+pytestmark = pytest.mark.django_db
+
+# Every index (primary key and unique constraints included) each hot table may have, by
+# its columns; docs/performance.md names the query each one serves.
+EXPECTED = {
+    TelemetryEvent: {
+        ("id",),  # primary key
+        ("insert_id",),  # unique: ON CONFLICT (insert_id) DO NOTHING
+        ("api_key_id",),  # ON DELETE SET NULL when a key is deleted
+        ("id",),  # pending partial index (the consumer's claim)
+        ("status",),  # rejected partial index (staff health)
+        ("member_id", "timestamp"),
+    },
+    MetricsSnapshot: {("id",), ("member_id",)},
+    ScoreHistory: {("id",), ("member_id", "recorded_at")},
+    TierBadgeClaim: {("id",), ("member_id", "tier")},
+    TierChange: {("id",), ("member_id", "changed_at"), ("changed_at",)},
+    Award: {
+        ("id",),
+        ("recipient_id", "idempotency_key"),
+        ("recipient_id", "granted_at"),
+        ("granted_at", "id"),
+        ("granted_by_id", "granted_at"),
+        ("category", "granted_at"),
+    },
+}
+
+
+def _indexes(model) -> dict[str, tuple[str, ...]]:
+    """Index name → its columns, as the database has them (SQLite's hidden autoindexes of
+    inline UNIQUE columns included)."""
+    with connection.cursor() as cursor:
+        found = connection.introspection.get_constraints(cursor, model._meta.db_table)
+    return {
+        name: tuple(info["columns"])
+        for name, info in found.items()
+        if (info["index"] or info["unique"] or info["primary_key"]) and info["columns"]
+    }
+
+
+@pytest.mark.parametrize("model", list(EXPECTED), ids=lambda m: m.__name__)
+def test_hot_tables_have_no_redundant_index(model):
+    indexes = _indexes(model)
+    assert sorted(set(indexes.values())) == sorted(EXPECTED[model])
+    # No pattern-ops copy (PostgreSQL names them ``..._like``).
+    assert not [name for name in indexes if name.endswith("_like")]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's index catalog")
+def test_events_table_has_exactly_the_named_indexes():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = %s",
+            [TelemetryEvent._meta.db_table],
+        )
+        names = {row[0] for row in cursor.fetchall()}
+    assert names == {
+        "scoring_telemetryevent_pkey",
+        "scoring_telemetryevent_insert_id_key",
+        "scoring_telemetryevent_api_key_id_14d301f0",
+        "scoring_event_pending_idx",
+        "scoring_event_rejected_idx",
+        "scoring_event_member_ts_idx",
+    }
+
+
+def test_insert_id_is_still_unique(member):
+    from django.utils import timezone
+
+    now = timezone.now()
+    TelemetryEvent.objects.create(
+        insert_id="once", event="cli_invocation", distinct_id="d", member=member,
+        timestamp=now, received_at=now,
+    )  # fmt: skip
+    with pytest.raises(IntegrityError), transaction.atomic():
+        TelemetryEvent.objects.create(
+            insert_id="once", event="cli_invocation", distinct_id="d", member=member,
+            timestamp=now, received_at=now,
+        )  # fmt: skip
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL storage parameters")
+def test_churned_tables_are_vacuumed_after_a_small_share_of_dead_rows():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, reloptions FROM pg_class WHERE relname = ANY(%s)",
+            [["scoring_telemetryevent", "scoring_metricssnapshot"]],
+        )
+        options = {name: dict(o.split("=") for o in opts or []) for name, opts in cursor}
+    for table in ("scoring_telemetryevent", "scoring_metricssnapshot"):
+        assert float(options[table]["autovacuum_vacuum_scale_factor"]) <= 0.02
+        assert float(options[table]["autovacuum_analyze_scale_factor"]) <= 0.02
