@@ -30,7 +30,8 @@ def event_body(*, event_type: str, occurred_at: datetime, payload: dict[str, Any
 
 def _md(text: str) -> str:
     """Text safe inside a Discord message: markdown characters escaped, no mass mention."""
-    return _MARKDOWN.sub(r"\\\1", text).replace("@", "@\u200b")
+    flat = " ".join(text.split())  # one line: no headings or quotes from newlines
+    return _MARKDOWN.sub(r"\\\1", flat).replace("@", "@\u200b")
 
 
 def _tier(tier: dict) -> str:
