@@ -15,6 +15,8 @@ STAFF_PERMISSIONS = [
     ("awards", "add_awardrevocation"),
     ("awards", "view_award"),
     ("scoring", "add_apikey"),
+    ("webhooks", "view_webhookendpoint"),
+    ("webhooks", "change_webhookendpoint"),
 ]
 # What a role gets: an HTTP status, or where a 302 leads.
 LOGIN = "login"  # 302 to the site's login page, with ?next=
@@ -109,6 +111,22 @@ EXPECTED: dict[str, Access] = {
     "staff/api-keys/": Access("/staff/api-keys/", staff_only(200), staff_only(422)),
     "staff/api-keys/<int:key_id>/revoke": Access(
         "/staff/api-keys/{key}/revoke", everyone(405), staff_only(302)
+    ),
+    "staff/webhooks/": Access("/staff/webhooks/", staff_only(200), staff_only(422)),
+    "staff/webhooks/<int:endpoint_id>/": Access(
+        "/staff/webhooks/{endpoint}/", staff_only(200), everyone(405)
+    ),
+    "staff/webhooks/<int:endpoint_id>/active": Access(
+        "/staff/webhooks/{endpoint}/active", everyone(405), staff_only(302)
+    ),
+    "staff/webhooks/<int:endpoint_id>/rotate": Access(
+        "/staff/webhooks/{endpoint}/rotate", everyone(405), staff_only(200)
+    ),
+    "staff/webhooks/<int:endpoint_id>/test": Access(
+        "/staff/webhooks/{endpoint}/test", everyone(405), staff_only(302)
+    ),
+    "staff/webhooks/deliveries/<int:delivery_id>/redeliver": Access(
+        "/staff/webhooks/deliveries/{delivery}/redeliver", everyone(405), staff_only(302)
     ),
 }
 

@@ -14,6 +14,7 @@ from awards.services import award_grant
 from scoring.apikeys import api_key_create
 from tests.factories import UserFactory
 from tests.security.access import STAFF_PERMISSIONS
+from webhooks.services import endpoint_create, endpoint_send_test
 
 
 @pytest.fixture(autouse=True)
@@ -46,6 +47,8 @@ def world(db):
     job = BulkGrantJob.objects.create(
         token=uuid.uuid4(), created_by=staff_perm, file_sha256="0" * 64
     )
+    endpoint, _ = endpoint_create(url="https://93.184.215.14/hook", event_types=["tier.changed"])
+    delivery = endpoint_send_test(endpoint=endpoint)
     users = {"member": member, "staff": staff, "staff_perm": staff_perm}
     clients = {"anonymous": Client()}
     for role, user in users.items():
@@ -56,6 +59,8 @@ def world(db):
         "award": award.pk,
         "key": api_key.pk,
         "job": job.token,
+        "endpoint": endpoint.pk,
+        "delivery": delivery.pk,
         "uid": urlsafe_base64_encode(force_bytes(member.pk)),
         "reset_token": default_token_generator.make_token(member),
     }
