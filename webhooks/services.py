@@ -339,32 +339,58 @@ def _blocked(delivery: WebhookDelivery) -> bool:
     )
 
 
+def _claim_sql() -> str:
+    qn = connection.ops.quote_name
+    table = qn(WebhookDelivery._meta.db_table)
+    endpoints = qn(WebhookEndpoint._meta.db_table)
+    # Identifiers from model metadata; every value is a parameter.
+    return (
+        f"UPDATE {table} SET state = 'sending', attempts = {table}.attempts + 1, "  # noqa: S608
+        f"last_attempt_at = %s, locked_until = %s "
+        f"WHERE {table}.id = %s "
+        f"AND (({table}.state = 'pending' AND {table}.next_attempt_at <= %s) "
+        f"OR ({table}.state = 'sending' AND {table}.locked_until < %s)) "
+        f"AND EXISTS (SELECT 1 FROM {endpoints} e WHERE e.id = {table}.endpoint_id AND e.active) "
+        f"AND NOT EXISTS (SELECT 1 FROM {table} p WHERE p.endpoint_id = {table}.endpoint_id "
+        f"AND p.member_id = {table}.member_id AND p.event_id < {table}.event_id "
+        f"AND p.state IN ('pending', 'sending')) "
+        f"RETURNING {table}.attempts"
+    )
+
+
+def _not_claimed_because(delivery_id: int, now: datetime) -> str:
+    """Why a delivery could not be claimed (read after the claim found nothing to do)."""
+    delivery = WebhookDelivery.objects.select_related("endpoint").filter(pk=delivery_id).first()
+    if delivery is None or delivery.state in (State.DELIVERED, State.DEAD):
+        return "done"
+    if delivery.state == State.SENDING:
+        return "busy"
+    if delivery.next_attempt_at > now:
+        return "not-due"
+    if not delivery.endpoint.active:
+        return "paused"
+    return "blocked" if _blocked(delivery) else "busy"
+
+
 def _claim(delivery_id: int, now: datetime) -> tuple[WebhookDelivery | None, str]:
-    """Take the delivery for one attempt (state ``sending``, a lease); or say why not."""
-    with transaction.atomic():
-        delivery = (
-            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("endpoint", "event")
-            .filter(pk=delivery_id)
-            .first()
-        )
-        if delivery is None:
-            return None, "busy"
-        if delivery.state in (State.DELIVERED, State.DEAD):
-            return None, "done"
-        if delivery.state == State.SENDING and delivery.locked_until > now:
-            return None, "busy"
-        if delivery.state == State.PENDING and delivery.next_attempt_at > now:
-            return None, "not-due"
-        if not delivery.endpoint.active:
-            return None, "paused"
-        if _blocked(delivery):
-            return None, "blocked"
-        delivery.state = State.SENDING
-        delivery.attempts += 1
-        delivery.last_attempt_at = now
-        delivery.locked_until = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT_S * 3 + 30)
-        delivery.save(update_fields=["state", "attempts", "last_attempt_at", "locked_until"])
+    """Take the delivery for one attempt (state ``sending``, a lease); or say why not.
+
+    One conditional ``UPDATE ... RETURNING`` (autocommit, no transaction held): it claims
+    only a delivery that is due (or whose lease ran out), of an active endpoint, with no
+    earlier open delivery of the same member to the same endpoint. Two workers racing for
+    one delivery serialize on its row; the second finds it no longer due.
+    """
+    lease = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT_S * 3 + 30)
+    with connection.cursor() as cursor:
+        cursor.execute(_claim_sql(), [now, lease, delivery_id, now, now])
+        row = cursor.fetchone()
+    if row is None:
+        return None, _not_claimed_because(delivery_id, now)
+    delivery = (
+        WebhookDelivery.objects.select_related("endpoint", "event").filter(pk=delivery_id).first()
+    )
+    if delivery is None or delivery.attempts != row[0]:
+        return None, "busy"
     return delivery, "claimed"
 
 
@@ -427,18 +453,17 @@ def delivery_send(*, delivery_id: int) -> str:
             delay = backoff_s(delivery.attempts)
         state = State.PENDING
         changes.update(state=State.PENDING, next_attempt_at=finished + timedelta(seconds=delay))
-    with transaction.atomic():
-        # Only if this attempt still owns the delivery (its lease did not run out and hand
-        # it to another worker meanwhile).
-        updated = WebhookDelivery.objects.filter(
-            pk=delivery.pk, state=State.SENDING, attempts=delivery.attempts
-        ).update(**changes)
-        if not updated:
-            return "busy"
-        if state == State.PENDING:
-            _enqueue_on_commit([delivery.pk], countdown=delay)
-            return "retry"
-        _enqueue_on_commit(_next_in_line(delivery))
+    # Only if this attempt still owns the delivery (its lease did not run out and hand it
+    # to another worker meanwhile). One statement: no transaction needed.
+    updated = WebhookDelivery.objects.filter(
+        pk=delivery.pk, state=State.SENDING, attempts=delivery.attempts
+    ).update(**changes)
+    if not updated:
+        return "busy"
+    if state == State.PENDING:
+        _enqueue_on_commit([delivery.pk], countdown=delay)
+        return "retry"
+    _enqueue_on_commit(_next_in_line(delivery))
     return "delivered" if state == State.DELIVERED else "dead"
 
 
