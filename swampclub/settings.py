@@ -278,6 +278,8 @@ WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", DEBUG)
 # settings_production turns this on: endpoints must then be https.
 WEBHOOK_REQUIRE_HTTPS = env_bool("WEBHOOK_REQUIRE_HTTPS", False)
 WEBHOOK_TIMEOUT_S = float(os.environ.get("WEBHOOK_TIMEOUT_S", "5"))  # connect and each read
+# A worker holds a delivery this long per attempt; one that dies is replaced after it.
+WEBHOOK_LEASE_S = float(os.environ.get("WEBHOOK_LEASE_S", "60"))
 WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", "10"))  # then "dead"
 # Backoff: base * 2^(attempt-1), capped, with jitter (10 attempts ≈ 40 minutes in all).
 WEBHOOK_BACKOFF_BASE_S = float(os.environ.get("WEBHOOK_BACKOFF_BASE_S", "5"))

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from scoring.models import OutboxEvent
@@ -380,7 +380,7 @@ def _claim(delivery_id: int, now: datetime) -> tuple[WebhookDelivery | None, str
     earlier open delivery of the same member to the same endpoint. Two workers racing for
     one delivery serialize on its row; the second finds it no longer due.
     """
-    lease = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT_S * 3 + 30)
+    lease = now + timedelta(seconds=max(settings.WEBHOOK_LEASE_S, settings.WEBHOOK_TIMEOUT_S * 2))
     with connection.cursor() as cursor:
         cursor.execute(_claim_sql(), [now, lease, delivery_id, now, now])
         row = cursor.fetchone()
@@ -491,10 +491,20 @@ def deliveries_sweep() -> int:
     events_dispatch()
     now = timezone.now()
     grace = now - timedelta(seconds=settings.WEBHOOK_SWEEP_GRACE_S)
+    # Only deliveries first in their member's line: one waiting behind an earlier open
+    # delivery is queued by that delivery's end, and re-queueing it here would only find it
+    # blocked again, every sweep, while an endpoint is down.
+    earlier_open = WebhookDelivery.objects.filter(
+        endpoint_id=OuterRef("endpoint_id"),
+        member_id=OuterRef("member_id"),
+        event_id__lt=OuterRef("event_id"),
+        state__in=WebhookDelivery.OPEN_STATES,
+    )
     due = list(
         WebhookDelivery.objects.filter(
             Q(state=State.PENDING, next_attempt_at__lte=grace)
             | Q(state=State.SENDING, locked_until__lt=now),
+            ~Exists(earlier_open),
             endpoint__active=True,
         )
         .order_by("next_attempt_at")

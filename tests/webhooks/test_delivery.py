@@ -320,3 +320,24 @@ def test_fifty_concurrent_grants_of_one_key_deliver_one_event(receivers):
     assert Award.objects.count() == 1
     assert len(receiver.of_type("award.granted")) == 1
     assert receiver.received[0].verified
+
+
+def test_sweep_requeues_only_deliveries_first_in_line(receivers, member, granter, settings):
+    from django.utils import timezone
+
+    from webhooks.services import deliveries_sweep
+
+    settings.WEBHOOK_SWEEP_GRACE_S = 0
+    receiver = receivers()
+    endpoint = endpoint_for(receiver, events=["award.granted"])
+    for n in range(3):
+        grant(member, granter, key=f"k{n}")
+    events_dispatch()
+    deliveries = list(WebhookDelivery.objects.filter(endpoint=endpoint).order_by("event_id"))
+    WebhookDelivery.objects.filter(endpoint=endpoint).update(next_attempt_at=timezone.now())
+    assert deliveries_sweep() == 1  # the first; the other two wait behind it
+    drain()
+    assert [r.payload["data"]["award_id"] for r in receiver.received] == sorted(
+        r.payload["data"]["award_id"] for r in receiver.received
+    )
+    assert len(deliveries) == 3

@@ -62,13 +62,13 @@ def start_celery(tmp_path):
     }
     processes: list[tuple[subprocess.Popen, Path]] = []
 
-    def start(*args: str) -> subprocess.Popen:
+    def start(*args: str, lease_s: str = "60", timeout_s: str = "3") -> subprocess.Popen:
         log = tmp_path / f"celery-{len(processes)}.log"
         with log.open("w") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "swampclub", *args, "--loglevel=INFO"],
                 cwd=settings.BASE_DIR,
-                env=env,
+                env={**env, "WEBHOOK_LEASE_S": lease_s, "WEBHOOK_TIMEOUT_S": timeout_s},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -170,3 +170,29 @@ def test_beat_sweep_delivers_what_no_task_queued(receivers, start_celery):
     start_celery("beat", "--max-interval=1")
     wait_for(lambda: len(receiver.received) == 1, what="the sweep to deliver")
     assert receiver.received[0].verified
+
+
+def test_worker_killed_mid_delivery_is_replaced_same_id(receivers, start_celery):
+    member = UserFactory(password=None)
+    granter = UserFactory(password=None, staff=True)
+    # The first request is held open until the worker sending it has been SIGKILLed.
+    receiver = receivers(script=["hang"], hang_s=30)
+    _, receiver.secret = endpoint_create(url=receiver.url, event_types=["award.granted"])
+    worker = start_celery(*WORKER, lease_s="4", timeout_s="2")
+    _grant(member, granter, "killed")
+    wait_for(lambda: receiver.received, what="the first attempt to reach the receiver")
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.state == "sending"
+    # A new worker and beat: the sweep finds the lease run out and sends again.
+    start_celery(*WORKER, lease_s="4", timeout_s="2")
+    start_celery("beat", "--max-interval=1")
+    wait_for(lambda: len(receiver.received) >= 2, timeout=60, what="the redelivery")
+    wait_for(
+        lambda: WebhookDelivery.objects.filter(state="delivered").exists(),
+        what="the delivery to be recorded",
+    )
+    ids = {r.headers["webhook-id"] for r in receiver.received}
+    assert ids == {OutboxEvent.objects.get().event_id}
+    assert receiver.received[-1].verified
