@@ -37,6 +37,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from awards.events import award_events_granted, award_events_revoked
 from awards.models import Award, AwardRevocation
 from scoring.models import MemberMetrics, TierChange
 from scoring.scores import ScoreResult, scores_refresh
@@ -408,6 +409,7 @@ def _grant_valid(
     if deltas:
         _metrics_add_award_points(deltas)
         scores = scores_refresh(member_ids=sorted(deltas), cause=TierChange.Cause.AWARD)
+        award_events_granted(awards=[r.award for r in results.values() if r.created], scores=scores)
         for index, result in results.items():
             if result.created:
                 results[index] = result._replace(score=scores.get(result.award.recipient_id))
@@ -442,7 +444,8 @@ def award_grant(
 
     Guarantees: atomic (one transaction; a savepoint when nested); exactly once under
     concurrency (the insert goes through the UNIQUE (recipient, idempotency_key) constraint;
-    concurrent callers with one key get one award, one addition); nothing runs on commit.
+    concurrent callers with one key get one award, one addition); its outbox event is
+    written in the same transaction.
 
     Raises ``ValidationError`` keyed by field (``points``, ``reason``, ``category``,
     ``public``, ``idempotency_key``, ``staff_note``, ``granted_by_text``; ``username`` for
@@ -500,7 +503,7 @@ def awards_grant_bulk(
     rest are granted — the consumer uses this so one bad event never blocks the others.
 
     Guarantees: atomic (one transaction; a savepoint when nested); exactly once under
-    concurrency, as ``award_grant``; nothing runs on commit.
+    concurrency, as ``award_grant``; its outbox events are written in the same transaction.
     """
     if source not in Award.Source.values:
         raise ValueError(f"unknown award source {source!r}")
@@ -584,8 +587,8 @@ def award_revoke(*, award: Award, revoked_by: "User | None", reason: str) -> Rev
 
     Guarantees: atomic; at most one revocation per award even under concurrency (the
     insert goes through the revocation's UNIQUE award column, and only the inserting
-    transaction subtracts); nothing runs on commit. Raises ``ValidationError``
-    (``{"reason": [...]}``) for a reason outside 3..500 characters.
+    transaction subtracts); its outbox event is written in the same transaction. Raises
+    ``ValidationError`` (``{"reason": [...]}``) for a reason outside 3..500 characters.
     """
     if problems := _text_errors(
         reason, label="Reason", min_length=REASON_MIN, max_length=REASON_MAX, strip=True
@@ -607,4 +610,5 @@ def award_revoke(*, award: Award, revoked_by: "User | None", reason: str) -> Rev
         return RevokeResult(revocation=existing, created=False, score=None)
     _metrics_add_award_points({award.recipient_id: -award.points})
     scores = scores_refresh(member_ids=[award.recipient_id], cause=TierChange.Cause.REVOCATION)
+    award_events_revoked(award=award, score=scores.get(award.recipient_id))
     return RevokeResult(revocation=revocation, created=True, score=scores.get(award.recipient_id))

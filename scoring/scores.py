@@ -28,6 +28,7 @@ from scoring.models import (
     TierChange,
     UserScore,
 )
+from scoring.outbox import outbox_tier_changes
 from scoring.pipeline import RunKind, pipeline_run_record
 from scoring.rules import rules_in_force
 from scoring.sql import insert_rows, is_postgresql, upsert_rows
@@ -245,6 +246,7 @@ def scores_refresh(
         # meanwhile; ignoring conflicts only guards rows written outside scores_refresh.
         insert_rows(TierBadgeClaim, _CLAIM_COLUMNS, claims, ignore_conflicts=True)
         insert_rows(TierChange, _CHANGE_COLUMNS, changes)
+        outbox_tier_changes(changes=changes, usernames=usernames, changed_at=now)
     return results
 
 

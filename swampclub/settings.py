@@ -306,3 +306,32 @@ CLI_SIGN_IN_TOKEN_TTL = timedelta(minutes=10)
 # roll it back and redo it. Its message, which can no longer be acknowledged, is redelivered
 # later and finds nothing pending (every task is idempotent).
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# --- Webhooks (docs/webhooks.md) ---------------------------------------------------------------
+INSTALLED_APPS += ["webhooks"]
+# Loopback/private targets are refused unless allowed (development, tests, local receivers).
+WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", DEBUG)
+# settings_production turns this on: endpoints must then be https.
+WEBHOOK_REQUIRE_HTTPS = env_bool("WEBHOOK_REQUIRE_HTTPS", False)
+WEBHOOK_TIMEOUT_S = float(os.environ.get("WEBHOOK_TIMEOUT_S", "5"))  # connect and each read
+# A worker holds a delivery this long per attempt; one that dies is replaced after it.
+WEBHOOK_LEASE_S = float(os.environ.get("WEBHOOK_LEASE_S", "60"))
+WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", "10"))  # then "dead"
+# Backoff: base * 2^(attempt-1), capped, with jitter (10 attempts ≈ 40 minutes in all).
+WEBHOOK_BACKOFF_BASE_S = float(os.environ.get("WEBHOOK_BACKOFF_BASE_S", "5"))
+WEBHOOK_BACKOFF_MAX_S = float(os.environ.get("WEBHOOK_BACKOFF_MAX_S", "1800"))
+WEBHOOK_RETRY_AFTER_MAX_S = float(os.environ.get("WEBHOOK_RETRY_AFTER_MAX_S", "3600"))
+# After a rotation the previous secret also signs for this long.
+WEBHOOK_SECRET_GRACE_S = int(os.environ.get("WEBHOOK_SECRET_GRACE_S", str(24 * 3600)))
+# Outbox events older than this are never fanned out by the dispatcher (replay still can).
+WEBHOOK_DISPATCH_WINDOW_S = int(os.environ.get("WEBHOOK_DISPATCH_WINDOW_S", str(24 * 3600)))
+WEBHOOK_DISPATCH_BATCH = 5000
+WEBHOOK_SWEEP_INTERVAL_S = int(os.environ.get("WEBHOOK_SWEEP_INTERVAL_S", "15"))
+# A pending delivery is "left behind" once due for this long without being sent.
+WEBHOOK_SWEEP_GRACE_S = int(os.environ.get("WEBHOOK_SWEEP_GRACE_S", "30"))
+# Deliveries run on their own queue (a worker started with -Q webhooks, see Procfile).
+CELERY_TASK_ROUTES = {"webhooks.*": {"queue": "webhooks"}}
+CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {
+    "task": "webhooks.deliveries_sweep",
+    "schedule": timedelta(seconds=WEBHOOK_SWEEP_INTERVAL_S),
+    "options": {"expires": WEBHOOK_SWEEP_INTERVAL_S},
+}

@@ -9,6 +9,7 @@ urlpatterns = [
     path("", include("scoring.urls")),
     path("", include("awards.urls")),
     path("staff/", include("awards.staff_urls")),
+    path("staff/webhooks/", include("webhooks.staff_urls")),
     path("", include("members.urls")),
     path("", include("accounts.urls")),
 ]

@@ -115,7 +115,8 @@ def test_query_count_does_not_grow_with_rows(
             changed_at=timezone.now(),
         )
     # Session, user, permissions (2), three capped counts, the oldest pending event, stage
-    # runs, rejections, awards, tier changes; the clients panel: versions, drift, late.
-    with django_assert_max_num_queries(15):
+    # runs, rejections, awards, tier changes, dead webhook deliveries; the clients panel:
+    # versions, drift, late.
+    with django_assert_max_num_queries(16):
         response = staff_client.get("/staff/")
     assert response.status_code == 200

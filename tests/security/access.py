@@ -17,6 +17,8 @@ STAFF_PERMISSIONS = [
     ("scoring", "add_apikey"),
     ("scoring", "view_scoringrules"),
     ("scoring", "change_scoringrules"),
+    ("webhooks", "view_webhookendpoint"),
+    ("webhooks", "change_webhookendpoint"),
 ]
 # What a role gets: an HTTP status, or where a 302 leads.
 LOGIN = "login"  # 302 to the site's login page, with ?next=
@@ -132,6 +134,22 @@ EXPECTED: dict[str, Access] = {
     "staff/rescore/": Access("/staff/rescore/", staff_only(200), staff_only(422)),
     "staff/rescore/<int:job_id>/": Access(
         "/staff/rescore/{rescore_job}/", staff_only(200), everyone(405)
+    ),
+    "staff/webhooks/": Access("/staff/webhooks/", staff_only(200), staff_only(422)),
+    "staff/webhooks/<int:endpoint_id>/": Access(
+        "/staff/webhooks/{endpoint}/", staff_only(200), everyone(405)
+    ),
+    "staff/webhooks/<int:endpoint_id>/active": Access(
+        "/staff/webhooks/{endpoint}/active", everyone(405), staff_only(302)
+    ),
+    "staff/webhooks/<int:endpoint_id>/rotate": Access(
+        "/staff/webhooks/{endpoint}/rotate", everyone(405), staff_only(200)
+    ),
+    "staff/webhooks/<int:endpoint_id>/test": Access(
+        "/staff/webhooks/{endpoint}/test", everyone(405), staff_only(302)
+    ),
+    "staff/webhooks/deliveries/<int:delivery_id>/redeliver": Access(
+        "/staff/webhooks/deliveries/{delivery}/redeliver", everyone(405), staff_only(302)
     ),
 }
 

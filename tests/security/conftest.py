@@ -16,6 +16,7 @@ from scoring.models import RescoreJob
 from scoring.rules import rules_get
 from tests.factories import UserFactory
 from tests.security.access import STAFF_PERMISSIONS
+from webhooks.services import endpoint_create, endpoint_send_test
 
 
 @pytest.fixture(autouse=True)
@@ -51,6 +52,8 @@ def world(db):
     rescore_job = RescoreJob.objects.create(
         rules=rules_get(version=1), kind="dry_run", requested_by=staff_perm
     )
+    endpoint, _ = endpoint_create(url="https://93.184.215.14/hook", event_types=["tier.changed"])
+    delivery = endpoint_send_test(endpoint=endpoint)
     users = {"member": member, "staff": staff, "staff_perm": staff_perm}
     clients = {"anonymous": Client()}
     for role, user in users.items():
@@ -62,6 +65,8 @@ def world(db):
         "key": api_key.pk,
         "job": job.token,
         "rescore_job": rescore_job.pk,
+        "endpoint": endpoint.pk,
+        "delivery": delivery.pk,
         "uid": urlsafe_base64_encode(force_bytes(member.pk)),
         "reset_token": default_token_generator.make_token(member),
     }
