@@ -17,6 +17,9 @@ pytestmark = pytest.mark.django_db
 CSRF_EXEMPT = {
     "ingest": "authenticated by API key only, never by a session cookie",
     "api/u/<str:username>/awards": "read-only JSON: any method but GET is answered 405",
+    "api/u/<str:username>/score": "read-only JSON: any method but GET is answered 405",
+    "api/leaderboard": "read-only JSON: any method but GET is answered 405",
+    "api/schema": "read-only JSON: any method but GET is answered 405",
 }
 CSRF_REFUSED = b"CSRF verification failed"
 
