@@ -111,6 +111,9 @@ def award_event_parse(
         return default if value is None else value
 
     points = properties.get("points")
+    if type(points) is float and points.is_integer():
+        # JSON has one number type: 250.0 is the integer 250 (as JSON Schema says).
+        points = int(points)
     reason = properties.get("reason")
     category = optional("category", Award.Category.OTHER)
     public = optional("public", True)

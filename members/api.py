@@ -1,6 +1,8 @@
 """Member-facing JSON: the leaderboard (``GET /api/leaderboard``, shape in docs/members.md)
 and a score's explanation (``GET /api/u/<username>/score/explain``, docs/scoring.md)."""
 
+import re
+
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
@@ -12,22 +14,34 @@ from members.explain import score_explanation_for_member, score_explanation_json
 from scoring.explain import ExplanationUnavailable
 from swampclub.http import json_error
 
+# What a cursor looks like (base64url without padding); ``/api/schema`` declares the same.
+CURSOR_PATTERN = re.compile(r"[A-Za-z0-9_-]*")
 
+
+# Read-only and cookie-free: exempt from CSRF so that any other method (PUT, PATCH, QUERY...)
+# gets require_GET's 405 with ``Allow`` rather than the CSRF middleware's 403 page.
+@csrf_exempt
 @require_GET
 def leaderboard(request: HttpRequest) -> JsonResponse:
     """A page of a board as JSON; follow ``next_cursor`` (or ``prev_cursor``) for more.
 
-    400 ``{"error": "invalid", "field": "window"|"cursor", "message"}`` for bad parameters.
+    400 ``{"error": "invalid", "field": "window"|"cursor", "message"}`` for a window not on
+    the list or a cursor that is not base64url text (``CURSOR_PATTERN``, as ``/api/schema``
+    declares it); a well-formed cursor that names no place on this board (another window's,
+    or made up) → 404 ``{"error": "not_found", "field": "cursor", "message"}``.
     """
     window = request.GET.get("window", "all")
     if window not in selectors.WINDOWS:
         return json_error(400, "invalid", field="window", message="one of: all, 7d, 30d")
     cursor = None
     if request.GET.get("cursor"):
+        text = request.GET["cursor"]
+        if not CURSOR_PATTERN.fullmatch(text):
+            return json_error(400, "invalid", field="cursor", message="must be base64url text")
         try:
-            cursor = selectors.Cursor.decode(request.GET["cursor"], window=window)
+            cursor = selectors.Cursor.decode(text, window=window)
         except selectors.InvalidCursor as exc:
-            return json_error(400, "invalid", field="cursor", message=str(exc))
+            return json_error(404, "not_found", field="cursor", message=str(exc))
     page = selectors.leaderboard_page(window=window, cursor=cursor, now=timezone.now())
     entries = []
     for entry in page.entries:

@@ -2,6 +2,7 @@
 
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from scoring.models import UserScore
@@ -9,6 +10,9 @@ from scoring.tiers import tier_get, tiers_all
 from swampclub.http import json_error
 
 
+# Read-only and cookie-free: exempt from CSRF so that any other method (PUT, PATCH, QUERY...)
+# gets require_GET's 405 with ``Allow`` rather than the CSRF middleware's 403 page.
+@csrf_exempt
 @require_GET
 def member_score(request: HttpRequest, username: str) -> JsonResponse:
     """A member's score: ``{"username", "total_score", "activity_score", "award_points",

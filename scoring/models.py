@@ -65,9 +65,11 @@ class TelemetryEvent(models.Model):
     error = models.TextField(blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     # Processed but not counted: older than TELEMETRY_MAX_AGE_DAYS when it arrived.
-    late = models.BooleanField(default=False)
+    # Database defaults as well: rows written by raw SQL or COPY (bench data, other loaders)
+    # that do not name these columns get them.
+    late = models.BooleanField(default=False, db_default=False)
     # From ``User-Agent: swamp-cli/<version>``; empty for any other client.
-    cli_version = models.CharField(max_length=100, blank=True, default="")
+    cli_version = models.CharField(max_length=100, blank=True, default="", db_default="")
     # The known properties whose type differs from the client's wire format (dotted paths),
     # or null: counted per client version on the staff dashboard (docs/ingest.md "Drift").
     drift = models.JSONField(null=True, blank=True)

@@ -1,8 +1,10 @@
 """The OpenAPI 3 description of ``POST /ingest`` and the JSON API, served at ``/api/schema``.
 
-The document is written by hand, as the contract (SPEC §4 and §8) is: it is the reference
-for API clients and the input of the schemathesis run in the test suite, which checks that
-every response the application gives matches it.
+The document is the contract (SPEC §4 and §8): the reference for API clients and the input
+of the schemathesis run in the test suite, which checks that the application accepts what
+it allows, refuses what it forbids, and answers as it says. The ``cli_invocation``
+properties are generated from the compiled wire types in ``scoring.ingest.wire`` (the same
+definitions ingest validates and counts drift with); the rest is written here.
 """
 
 import copy
@@ -11,7 +13,10 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import cache_control
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
+
+from scoring.ingest.wire import NONBLANK, openapi_cli_invocation_properties
 
 _ERROR = {
     "type": "object",
@@ -43,76 +48,52 @@ _FIELD_ERROR = {
     "additionalProperties": True,
 }
 
-# Optional CLI fields may be absent or null; when present they must have these types.
-_CLI_PROPERTIES = {
-    "type": "object",
-    "description": "What the swamp CLI sends with ``cli_invocation``; extra keys are kept.",
-    "required": ["invocation"],
-    "properties": {
-        "id": {
-            "type": ["string", "null"],
-            "maxLength": 100,
-            "description": "The default ``insert_id``.",
-        },
-        "invocation": {
-            "type": "object",
-            "required": ["command"],
-            "properties": {
-                "command": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": 100,
-                    "description": "The command group (compared lower-cased).",
-                },
-                "subcommand": {"type": ["string", "null"]},
-                "args": {"type": ["array", "null"]},
-                "optionKeys": {"type": ["array", "null"]},
-                "globalOptions": {"type": ["array", "null"], "items": {"type": "string"}},
+
+def _award_properties() -> dict[str, Any]:
+    # The limits of awards.services (REASON_MIN/MAX, KEY_MAX, GRANTED_BY_TEXT_MAX) and
+    # awards.handlers (USERNAME_MAX); scoring never imports awards, tests/fuzz holds them equal
+    # by running the API against this document. Lengths of reason and keys count stripped text.
+    return {
+        "type": "object",
+        "description": (
+            "The ``award`` event (API key scope ``award``). The idempotency key is "
+            "``awardId``, else derived from ``reason`` and the event's ``timestamp``."
+        ),
+        "required": ["username", "points", "reason"],
+        "properties": {
+            "username": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 150,
+                "pattern": NONBLANK,
+                "description": "An existing member.",
+            },
+            "points": {"type": "integer", "minimum": 1, "maximum": settings.AWARD_MAX_POINTS},
+            "reason": {
+                "type": "string",
+                "maxLength": 500,
+                "pattern": NONBLANK + "[\\s\\S]+" + NONBLANK,
+                "description": "3 to 500 characters once stripped; shown to the member.",
+            },
+            "category": {
+                "type": ["string", "null"],
+                "enum": ["community", "bug_report", "content", "event", "other", None],
+            },
+            "public": {"type": ["boolean", "null"]},
+            "awardId": {
+                "type": ["string", "null"],
+                "maxLength": 200,
+                "pattern": NONBLANK,
+                "description": "The idempotency key.",
+            },
+            "grantedBy": {
+                "type": ["string", "null"],
+                "maxLength": 200,
+                "description": "Kept as text, never used to decide who acts.",
             },
         },
-        "result": {
-            "type": ["object", "null"],
-            "properties": {
-                "status": {"type": ["string", "null"]},
-                "exitCode": {"type": ["integer", "null"]},
-            },
-        },
-        "startedAt": {"type": ["string", "null"], "format": "date-time"},
-        "completedAt": {"type": ["string", "null"], "format": "date-time"},
-        "durationMs": {"type": ["number", "null"]},
-        "swampVersion": {"type": ["string", "null"]},
-        "denoVersion": {"type": ["string", "null"]},
-        "platform": {"type": ["string", "null"]},
-    },
-    "additionalProperties": True,
-}
-
-_AWARD_PROPERTIES = {
-    "type": "object",
-    "description": (
-        "The ``award`` event (API key scope ``award``). The idempotency key is ``awardId``, "
-        "else derived from ``reason`` and the event's ``timestamp``."
-    ),
-    "required": ["username", "points", "reason"],
-    "properties": {
-        "username": {"type": "string", "minLength": 1, "description": "An existing member."},
-        "points": {"type": "integer", "minimum": 1},
-        "reason": {"type": "string", "minLength": 3, "maxLength": 500},
-        "category": {
-            "type": ["string", "null"],
-            "enum": ["community", "bug_report", "content", "event", "other", None],
-        },
-        "public": {"type": ["boolean", "null"]},
-        "awardId": {"type": ["string", "null"], "description": "The idempotency key."},
-        "grantedBy": {
-            "type": ["string", "null"],
-            "description": "Kept as text, never used to decide who acts.",
-        },
-    },
-    "additionalProperties": True,
-}
-
-_NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"}
+        "additionalProperties": True,
+    }
 
 
 # A number in the explanation: an integer, or exact text when settings made it fractional.
@@ -195,7 +176,16 @@ _SCORE_EXPLANATION = {
 }
 
 
-def _event(name: dict[str, Any], properties_ref: str | None) -> dict[str, Any]:
+_NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NONBLANK}
+
+
+_INSERT_ID = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": NONBLANK}
+_HAS_INSERT_ID = {"required": ["insert_id"], "properties": {"insert_id": {"type": "string"}}}
+
+
+def _event(
+    name: dict[str, Any], properties_ref: str | None, *, id_rule: list[dict[str, Any]]
+) -> dict[str, Any]:
     properties: dict[str, Any] = {"$ref": properties_ref} if properties_ref else {"type": "object"}
     return {
         "type": "object",
@@ -203,22 +193,62 @@ def _event(name: dict[str, Any], properties_ref: str | None) -> dict[str, Any]:
         "properties": {
             "event": name,
             "distinct_id": _NAME,
-            "insert_id": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "\\S"},
-            "timestamp": {"type": "string", "format": "date-time"},
+            "insert_id": {
+                "anyOf": [_INSERT_ID, {"type": "null"}],
+                "description": "The deduplication key; null or absent: the type's default.",
+            },
+            "timestamp": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": (
+                    "When the event happened; null or absent: when it was received. At most "
+                    f"{settings.TELEMETRY_MAX_FUTURE_S} seconds in the future."
+                ),
+            },
             "properties": properties,
         },
+        # Where the deduplication key comes from.
+        "anyOf": id_rule,
+        # An object holding ``events`` is a batch, never an event.
+        "not": {"required": ["events"]},
+        "additionalProperties": True,
     }
 
 
-# One event: its ``properties`` depend on ``event``. Types nobody registered are accepted
-# with the ``ingest`` scope (any object) and rejected later by the consumer with a reason.
-_EVENT = {
-    "anyOf": [
-        _event({"const": "cli_invocation"}, "#/components/schemas/CliInvocationProperties"),
-        _event({"const": "award"}, "#/components/schemas/AwardProperties"),
-        _event({**_NAME, "not": {"enum": ["cli_invocation", "award"]}}, None),
-    ]
-}
+def _event_schema() -> dict[str, Any]:
+    """One event: its ``properties`` depend on ``event``. Types nobody registered are
+    accepted with the ``ingest`` scope (any object, an explicit ``insert_id``) and rejected
+    later by the consumer with a reason."""
+    cli_id = {"properties": {"properties": {"required": ["id"], "properties": {"id": _INSERT_ID}}}}
+    award_key = {
+        "anyOf": [
+            {"required": ["timestamp"], "properties": {"timestamp": {"type": "string"}}},
+            {
+                "properties": {
+                    "properties": {
+                        "required": ["awardId"],
+                        "properties": {"awardId": {"type": "string"}},
+                    }
+                }
+            },
+        ]
+    }
+    return {
+        "anyOf": [
+            _event(
+                {"const": "cli_invocation"},
+                "#/components/schemas/CliInvocationProperties",
+                id_rule=[_HAS_INSERT_ID, cli_id],
+            ),
+            _event({"const": "award"}, "#/components/schemas/AwardProperties", id_rule=[award_key]),
+            _event(
+                {**_NAME, "not": {"enum": ["cli_invocation", "award"]}},
+                None,
+                id_rule=[_HAS_INSERT_ID],
+            ),
+        ]
+    }
+
 
 _TIER = {
     "type": "object",
@@ -293,6 +323,8 @@ def openapi_document() -> dict[str, Any]:
                                         {
                                             "type": "object",
                                             "required": ["events"],
+                                            # Other keys are ignored (not stored).
+                                            "additionalProperties": True,
                                             "properties": {
                                                 "events": {
                                                     "type": "array",
@@ -388,12 +420,18 @@ def openapi_document() -> dict[str, Any]:
                             "name": "cursor",
                             "in": "query",
                             "required": False,
-                            "schema": {"type": "string"},
+                            "description": (
+                                "Opaque: a ``next_cursor`` or ``prev_cursor`` of this window. "
+                                "Empty means the first page; one naming no place on this "
+                                "board is answered 404."
+                            ),
+                            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]*$"},
                         },
                     ],
                     "responses": {
                         "200": _json("#/components/schemas/Leaderboard", "A page."),
                         "400": _error("A bad ``window`` or ``cursor``; names the field."),
+                        "404": _error("The ``cursor`` names no place on this board."),
                     },
                 }
             },
@@ -418,9 +456,9 @@ def openapi_document() -> dict[str, Any]:
             "schemas": {
                 "Error": _ERROR,
                 "FieldError": _FIELD_ERROR,
-                "Event": _EVENT,
-                "CliInvocationProperties": _CLI_PROPERTIES,
-                "AwardProperties": _AWARD_PROPERTIES,
+                "Event": _event_schema(),
+                "CliInvocationProperties": openapi_cli_invocation_properties(),
+                "AwardProperties": _award_properties(),
                 "Accepted": {
                     "type": "object",
                     "required": ["accepted", "duplicates"],
@@ -519,6 +557,9 @@ def openapi_document() -> dict[str, Any]:
     return document
 
 
+# Read-only and cookie-free: exempt from CSRF so that any other method (PUT, PATCH, QUERY...)
+# gets require_GET's 405 with ``Allow`` rather than the CSRF middleware's 403 page.
+@csrf_exempt
 @require_GET
 @cache_control(public=True, max_age=300)
 def openapi_schema(request: HttpRequest) -> JsonResponse:

@@ -6,6 +6,7 @@ dictionary access and type checks, and consults the registry once per event type
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -33,6 +34,11 @@ NAME_MESSAGE = f"must be a non-empty string of at most {MAX_NAME_LENGTH} charact
 INSERT_ID_MESSAGE = f"must be a non-empty string of at most {MAX_INSERT_ID_LENGTH} characters"
 TEXT_MESSAGE = "must not contain NUL (\\u0000) or unpaired surrogate characters"
 TIME_MESSAGE = "must be an ISO-8601 date-time"
+
+
+# The request's ``future_limit``, set by ``events_validate`` for the type checks it calls (one
+# clock read and settings lookup per request, not per event).
+_request_future_limit: ContextVar[datetime | None] = ContextVar("future_limit", default=None)
 
 
 def future_limit(now: datetime) -> datetime:
@@ -122,7 +128,7 @@ def cli_invocation_validate(event: Mapping[str, Any], api_key: ApiKey) -> list[F
     started_at = parse_timestamp(properties.get("startedAt"))
     if started_at is None:
         errors.append(FieldError("properties.startedAt", TIME_MESSAGE))
-    elif started_at > future_limit(datetime.now(UTC)):
+    elif started_at > (_request_future_limit.get() or future_limit(datetime.now(UTC))):
         errors.append(FieldError("properties.startedAt", future_message()))
     event_id = properties.get("id")
     if (
@@ -280,6 +286,23 @@ def events_validate(
     ``conflict`` hook (the ``cli_invocation`` hot path).
     """
     events, batch = events_of(payload)
+    latest = future_limit(now)
+    token = _request_future_limit.set(latest)
+    try:
+        return _events_validate(api_key, payload, events, batch, now, latest, text_checked)
+    finally:
+        _request_future_limit.reset(token)
+
+
+def _events_validate(
+    api_key: ApiKey,
+    payload: Any,
+    events: list[Any],
+    batch: bool,
+    now: datetime,
+    latest: datetime,
+    text_checked: bool,
+) -> tuple[list[Row], list[ConflictCheck]]:
     errors = [] if text_checked else _text_errors(payload, events, batch)
     # Events with unstorable text skip the remaining checks: type checks may query the
     # database with these strings, and PostgreSQL would refuse them.
@@ -290,7 +313,6 @@ def events_validate(
     conflict_checks: dict[str, list[Mapping[str, Any]]] = {}
     # What the key may do now: its scopes less any its owner no longer has the right to.
     scopes = api_key_scopes_effective(api_key)
-    latest = future_limit(now)
 
     for index, event in enumerate(events):
         if type(event) is not dict:

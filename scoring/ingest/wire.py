@@ -91,10 +91,20 @@ class CliInvocationProperties(msgspec.Struct, kw_only=True):
     repo_id: str | UnsetType = msgspec.field(name="$repo_id", default=UNSET)
 
 
+# One character that is not whitespace as Python's ``str.isspace`` (what ingest's "not
+# blank" checks use) sees it, spelled for any regex dialect: ECMA's ``\S`` (JSON Schema's)
+# differs on U+001C..U+001F, U+0085 and U+FEFF.
+NONBLANK = (
+    "[^\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+)
+
 # What the pipeline reads, validated strictly at ingest (dotted paths under ``properties``);
 # they are required in the schema and never counted as drift (a wrong one is a 400).
 STRICT_FIELDS = ("invocation.command", "startedAt", "id")
 REQUIRED_FIELDS = ("invocation", "invocation.command", "startedAt")
+# ``id`` is strict only when the event has no ``insert_id``: the event-level schema says so
+# (``scoring/openapi.py``), so within ``properties`` it is described as lenient.
+_SCHEMA_STRICT = ("invocation.command", "startedAt")
 # Descriptions for the schema, by dotted path.
 _DESCRIPTIONS = {
     "id": "A UUID; the default ``insert_id``.",
@@ -183,7 +193,7 @@ def _rewrite(schema: dict[str, Any], components: dict[str, Any], prefix: str) ->
             nested_name = field_schema["$ref"].rsplit("/", 1)[-1]
             nested = _rewrite(components[nested_name], components, path + ".")
             properties[name] = nested if path in REQUIRED_FIELDS else _lenient(nested, path)
-        elif path in STRICT_FIELDS:
+        elif path in _SCHEMA_STRICT:
             properties[name] = {**field_schema, **_strict_extra(path)}
         else:
             properties[name] = _lenient(field_schema, path)
@@ -198,13 +208,11 @@ def _rewrite(schema: dict[str, Any], components: dict[str, Any], prefix: str) ->
 
 
 def _strict_extra(path: str) -> dict[str, Any]:
-    from scoring.ingest.events import MAX_COMMAND_LENGTH, MAX_INSERT_ID_LENGTH
+    from scoring.ingest.events import MAX_COMMAND_LENGTH
 
     extra: dict[str, Any] = {"description": _DESCRIPTIONS[path]}
     if path == "invocation.command":
-        extra.update(minLength=1, maxLength=MAX_COMMAND_LENGTH, pattern="\\S")
-    elif path == "id":
-        extra.update(minLength=1, maxLength=MAX_INSERT_ID_LENGTH, pattern="\\S")
+        extra.update(minLength=1, maxLength=MAX_COMMAND_LENGTH, pattern=NONBLANK)
     elif path == "startedAt":
         extra.update(format="date-time")
     return extra

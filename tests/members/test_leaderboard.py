@@ -386,18 +386,19 @@ def test_api_shape_for_all_time_and_window_boards(client, make_member):
 
 
 @pytest.mark.parametrize(
-    ("query", "field"),
+    ("query", "field", "api_status"),
     [
-        ("window=year", "window"),
-        ("cursor=not-a-cursor", "cursor"),
-        ("cursor=WzFd", "cursor"),  # valid base64 of "[1]"
+        ("window=year", "window", 400),
+        ("cursor=not%20a%20cursor", "cursor", 400),  # not base64url: schema-invalid
+        ("cursor=not-a-cursor", "cursor", 404),  # base64url, but names no place
+        ("cursor=WzFd", "cursor", 404),  # valid base64 of "[1]"
         # A cursor of the all-time board used on the 7-day board.
-        (f"window=7d&cursor={selectors.Cursor('all', 5, 'x', 'after').encode()}", "cursor"),
+        (f"window=7d&cursor={selectors.Cursor('all', 5, 'x', 'after').encode()}", "cursor", 404),
     ],
 )
-def test_bad_parameters_answer_400_naming_the_field(client, query, field):
+def test_bad_parameters_answer_4xx_naming_the_field(client, query, field, api_status):
     response = client.get(f"/api/leaderboard?{query}")
-    assert response.status_code == 400
+    assert response.status_code == api_status
     assert response.json()["field"] == field
     page = client.get(f"/leaderboard/?{query}")
     assert page.status_code == 400

@@ -306,3 +306,35 @@ def test_what_the_pipeline_reads_is_validated_strictly(client, ingest_key, chang
     errors = response.json()["errors"]
     assert {(error["index"], error["field"]) for error in errors} == {(1, field)}
     assert not TelemetryEvent.objects.exists()
+
+
+# --- one source for the shape: /api/schema ---------------------------------------------------
+
+
+def test_schema_describes_the_wire_format(client):
+    document = client.get("/api/schema").json()
+    cli = document["components"]["schemas"]["CliInvocationProperties"]
+    invocation = cli["properties"]["invocation"]
+
+    assert invocation["properties"]["globalOptions"]["anyOf"][0] == {
+        "type": "array",
+        "items": {"type": "string"},
+    }
+    assert cli["additionalProperties"] is True
+    assert invocation["additionalProperties"] is True
+    assert invocation["required"] == ["command"]
+    assert set(cli["required"]) == {"invocation", "startedAt"}
+    assert cli["properties"]["startedAt"]["format"] == "date-time"
+    result = cli["properties"]["result"]["anyOf"][0]
+    assert result["properties"]["status"]["anyOf"][0] == {
+        "enum": ["error", "success", "user_error"]
+    }
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "delete", "post"])
+@pytest.mark.parametrize("path", ["/api/leaderboard", "/api/schema", "/api/u/ada/score"])
+def test_read_only_api_answers_405_to_other_methods(client, method, path):
+    response = getattr(client, method)(path)
+
+    assert response.status_code == 405
+    assert "GET" in response["Allow"]

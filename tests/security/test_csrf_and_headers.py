@@ -21,6 +21,9 @@ CSRF_EXEMPT = {
     "api/auth/sign-in/email": "the CLI's sign-in: credentials in a JSON body, no session",
     "api/auth/api-key/create": "authenticated by a sign-in token in Authorization only",
     "api/u/<str:username>/score/explain": "read-only JSON: any method but GET is answered 405",
+    "api/u/<str:username>/score": "read-only JSON: any method but GET is answered 405",
+    "api/leaderboard": "read-only JSON: any method but GET is answered 405",
+    "api/schema": "read-only JSON: any method but GET is answered 405",
 }
 # Exempt views that read only a JSON body: a form-encoded (forged) POST is a 400 there.
 JSON_BODY_ONLY = {"api/auth/sign-in/username", "api/auth/sign-in/email"}
