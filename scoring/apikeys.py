@@ -30,9 +30,10 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -95,24 +96,42 @@ _NO_AUTHORITY = OwnerAuthority(active=False, staff=False, award_permission=False
 
 def _award_permission_annotations(user_ref: str) -> dict[str, Any]:
     """``EXISTS`` subqueries: the user at ``user_ref`` holds the award permission directly,
-    or through a group — what ``ModelBackend`` consults, as part of the caller's query."""
+    or through a group — what ``ModelBackend`` consults, as part of the caller's query.
+
+    The permission's id is an uncorrelated subquery (evaluated once per query), so each
+    ``EXISTS`` probes one unique index of a link table: cheap to plan and to run on the
+    ingest hot path, and never stale (no id is cached in the process).
+    """
     app_label, codename = AWARD_PERMISSION.split(".")
     user_model = get_user_model()
     user_permissions = user_model._meta.get_field("user_permissions")
     groups = user_model._meta.get_field("groups")
+    permission_model = user_permissions.remote_field.model
+    permission_id = Subquery(
+        permission_model.objects.filter(
+            codename=codename,
+            content_type=Subquery(
+                # The permission's model: ``add_award`` is the awards app's Award permission.
+                ContentType.objects.filter(app_label=app_label, model="award").values("pk")[:1]
+            ),
+        )
+        .order_by()  # Permission's default ordering would join content types again
+        .values("pk")[:1]
+    )
+    group_model = groups.remote_field.model
+    group_permissions = group_model._meta.get_field("permissions").remote_field.through
+    user_id = f"{user_permissions.m2m_field_name()}_id"
     direct = user_permissions.remote_field.through.objects.filter(
         **{
-            f"{user_permissions.m2m_field_name()}_id": OuterRef(user_ref),
-            f"{user_permissions.m2m_reverse_field_name()}__codename": codename,
-            f"{user_permissions.m2m_reverse_field_name()}__content_type__app_label": app_label,
+            user_id: OuterRef(user_ref),
+            f"{user_permissions.m2m_reverse_field_name()}_id": permission_id,
         }
     )
-    via_group = groups.remote_field.through.objects.filter(
-        **{
-            f"{groups.m2m_field_name()}_id": OuterRef(user_ref),
-            f"{groups.m2m_reverse_field_name()}__permissions__codename": codename,
-            f"{groups.m2m_reverse_field_name()}__permissions__content_type__app_label": (app_label),
-        }
+    user_groups = groups.remote_field.through.objects.filter(
+        **{f"{groups.m2m_field_name()}_id": OuterRef(OuterRef(user_ref))}
+    ).values(f"{groups.m2m_reverse_field_name()}_id")
+    via_group = group_permissions.objects.filter(
+        group_id__in=user_groups, permission_id=permission_id
     )
     return {"award_perm_direct": Exists(direct), "award_perm_group": Exists(via_group)}
 

@@ -343,7 +343,11 @@ def openapi_document() -> dict[str, Any]:
                         "202": _json("#/components/schemas/Accepted", "Accepted."),
                         "400": _error("Not JSON, or an invalid event; names each field."),
                         "401": _error("Missing, unknown or revoked API key."),
-                        "403": _error("The key lacks the scope an event needs."),
+                        "403": _error(
+                            "The key's owner account is inactive, or the key lacks the scope "
+                            "an event needs (or its owner may no longer use it: the award "
+                            "scope needs an owner who is still staff with awards.add_award)."
+                        ),
                         "409": _error("An award key reused with different points or reason."),
                         "413": _error("The body is too large."),
                         "415": _error("The body is not ``application/json``."),

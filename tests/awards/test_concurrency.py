@@ -173,7 +173,7 @@ def test_overlapping_bulk_grants_in_opposite_orders_neither_deadlock_nor_double_
 
 
 def test_api_event_and_staff_form_granting_one_key_at_once_count_once():
-    member, granter = UserFactory(username="ada"), UserFactory(staff=True)
+    member, granter = UserFactory(username="ada"), UserFactory(granter=True)
     TelemetryEventFactory(
         event="award",
         member=granter,

@@ -65,7 +65,9 @@ def test_worker_child_killed_mid_consumer_batch_is_redelivered_and_counts_once(
     processes, sender, tmp_path
 ):
     members = pending_cli_events(members=8, per_member=100)
-    awards = pending_award_events(granter=UserFactory(username="award-bot"), recipient_ids=members)
+    awards = pending_award_events(
+        granter=UserFactory(username="award-bot", granter=True), recipient_ids=members
+    )
     cli_total = 800
     total = cli_total + awards
     fault = Fault(

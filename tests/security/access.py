@@ -20,6 +20,12 @@ STAFF_PERMISSIONS = [
     ("webhooks", "view_webhookendpoint"),
     ("webhooks", "change_webhookendpoint"),
 ]
+# Roles beyond the four columns of the table. Each answers like the role it names, except
+# on the routes listed in EXTRA_EXPECTED:
+# - key_manager: staff holding only ``scoring.add_apikey`` (manages ingest keys, grants nothing);
+# - demoted_owner: once staff with ``awards.add_award`` and the owner of an award key, now a
+#   plain member (its key's award scope is suspended: see test_access_matrix's ingest test).
+EXTRA_ROLES = {"key_manager": "staff", "demoted_owner": "member"}
 # What a role gets: an HTTP status, or where a 302 leads.
 LOGIN = "login"  # 302 to the site's login page, with ?next=
 ADMIN_LOGIN = "admin-login"  # 302 to the admin's login page
@@ -152,6 +158,23 @@ EXPECTED: dict[str, Access] = {
         "/staff/webhooks/deliveries/{delivery}/redeliver", everyone(405), staff_only(302)
     ),
 }
+
+
+# Route → extra role → (GET answer, POST answer), where it differs from its model role.
+EXTRA_EXPECTED: dict[str, dict[str, tuple[Any, Any]]] = {
+    "staff/api-keys/": {"key_manager": (200, 422)},
+    "staff/api-keys/<int:key_id>/revoke": {"key_manager": (405, 302)},
+}
+
+
+def expected_for(route: str, role: str) -> tuple[Any, Any]:
+    """(GET, POST) answers for ``role`` on ``route``, extra roles included."""
+    override = EXTRA_EXPECTED.get(route, {}).get(role)
+    if override is not None:
+        return override
+    column = ROLES.index(EXTRA_ROLES.get(role, role))
+    access = EXPECTED[route]
+    return access.get[column], access.post[column]
 
 
 def routes_walk(patterns, prefix: str = ""):

@@ -46,6 +46,14 @@ def world(db):
         source="form",
     ).award
     api_key, _ = api_key_create(owner=member, scopes=["ingest"])
+    key_manager = UserFactory(username="keymaster", staff=True, permissions=["scoring.add_apikey"])
+    # Made an award key while staff with awards.add_award, then lost both.
+    demoted_owner = UserFactory(username="ex-warden", granter=True)
+    _, demoted_key = api_key_create(owner=demoted_owner, scopes=["ingest", "award"])
+    demoted_owner.is_staff = False
+    demoted_owner.save(update_fields=["is_staff"])
+    demoted_owner.user_permissions.clear()
+    _, granter_key = api_key_create(owner=staff_perm, scopes=["ingest", "award"])
     job = BulkGrantJob.objects.create(
         token=uuid.uuid4(), created_by=staff_perm, file_sha256="0" * 64
     )
@@ -54,7 +62,13 @@ def world(db):
     )
     endpoint, _ = endpoint_create(url="https://93.184.215.14/hook", event_types=["tier.changed"])
     delivery = endpoint_send_test(endpoint=endpoint)
-    users = {"member": member, "staff": staff, "staff_perm": staff_perm}
+    users = {
+        "member": member,
+        "staff": staff,
+        "staff_perm": staff_perm,
+        "key_manager": key_manager,
+        "demoted_owner": demoted_owner,
+    }
     clients = {"anonymous": Client()}
     for role, user in users.items():
         clients[role] = Client()
@@ -69,5 +83,7 @@ def world(db):
         "delivery": delivery.pk,
         "uid": urlsafe_base64_encode(force_bytes(member.pk)),
         "reset_token": default_token_generator.make_token(member),
+        # Plaintext API keys, for the /ingest rows of the matrix.
+        "keys": {"demoted_owner": demoted_key, "staff_perm": granter_key},
     }
     return clients, values
