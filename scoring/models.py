@@ -182,7 +182,7 @@ class UserScore(models.Model):
     # What the activity score was computed from, so it can be explained exactly as it was
     # computed (never recomputed with today's date): the rules version, the day "as of",
     # and the formula's inputs (``scoring.explain`` documents the document's keys).
-    rules_version = models.PositiveIntegerField(default=1)
+    rules_version = models.PositiveIntegerField(default=1, db_default=1)
     as_of = models.DateField(null=True, blank=True)
     breakdown = models.JSONField(null=True, blank=True)
 
@@ -210,7 +210,7 @@ class ScoreHistory(models.Model):
     award_points = models.BigIntegerField()
     total_score = models.BigIntegerField()
     tier = models.PositiveSmallIntegerField()
-    rules_version = models.PositiveIntegerField(default=1)
+    rules_version = models.PositiveIntegerField(default=1, db_default=1)
 
     class Meta:
         verbose_name_plural = "score history"

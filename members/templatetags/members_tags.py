@@ -140,4 +140,8 @@ def exact(value) -> str:
     number = Fraction(value)
     if number.denominator == 1:
         return _grouped(number.numerator)
-    return exact_text(number)
+    text = exact_text(number)
+    if "." in text:
+        whole, decimals = text.split(".")
+        return f"{_grouped(int(whole))}.{decimals}"
+    return text
