@@ -4,7 +4,6 @@ the events that were rejected, each list one query however many events the membe
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.core.exceptions import FieldDoesNotExist
 from django.db.models import F, Window
 from django.db.models.fields.json import KT
 from django.db.models.functions import Lower, RowNumber
@@ -43,15 +42,6 @@ class GroupLineage:
         return self.count > len(self.events)
 
 
-def _cli_version():
-    # The CLI version as its own column when the table has one, else as the CLI sent it.
-    try:
-        TelemetryEvent._meta.get_field("cli_version")
-    except FieldDoesNotExist:
-        return KT("properties__swampVersion")
-    return F("cli_version")
-
-
 def event_lineage_for_member(
     *, member, counts: dict[str, int], per_group: int = LINEAGE_PER_GROUP
 ) -> list[GroupLineage]:
@@ -68,7 +58,7 @@ def event_lineage_for_member(
         )
         .annotate(
             group=Lower(KT("properties__invocation__command")),
-            cli=_cli_version(),
+            cli=F("cli_version"),
             rank=Window(
                 RowNumber(),
                 partition_by=[Lower(KT("properties__invocation__command"))],
@@ -96,7 +86,7 @@ def rejected_events_for_member(*, member, limit: int = REJECTED_LIMIT) -> list[L
     One query."""
     rows = (
         TelemetryEvent.objects.filter(member=member, status=TelemetryEvent.Status.REJECTED)
-        .annotate(cli=_cli_version())
+        .annotate(cli=F("cli_version"))
         .order_by("-received_at", "-id")
         .values_list("id", "insert_id", "timestamp", "received_at", "cli", "error", "event")[:limit]
     )

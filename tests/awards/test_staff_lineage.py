@@ -22,7 +22,7 @@ def _events(member, group: str, n: int, *, status="processed", start=0, **extra)
             **extra,
         )
         event.properties["invocation"]["command"] = group
-        event.properties["swampVersion"] = f"1.{index % 3}.0"
+        event.cli_version = f"1.{index % 3}.0"  # from the User-Agent
         event.save()
 
 

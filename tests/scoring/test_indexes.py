@@ -24,6 +24,8 @@ EXPECTED = {
         ("id",),  # pending partial index (the consumer's claim)
         ("status",),  # rejected partial index (staff health)
         ("member_id", "timestamp"),
+        ("received_at", "cli_version"),  # staff: events per CLI version, last 7 days
+        ("received_at",),  # drift and late partial indexes (staff: last 7 days)
     },
     MetricsSnapshot: {("id",), ("member_id",)},
     ScoreHistory: {("id",), ("member_id", "recorded_at")},
@@ -75,6 +77,9 @@ def test_events_table_has_exactly_the_named_indexes():
         "scoring_event_pending_idx",
         "scoring_event_rejected_idx",
         "scoring_event_member_ts_idx",
+        "scoring_event_version_idx",
+        "scoring_event_drift_idx",
+        "scoring_event_late_idx",
     }
 
 
