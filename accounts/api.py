@@ -25,7 +25,11 @@ from accounts.services import (
     member_authenticate,
 )
 from accounts.throttle import lockout_response, sign_in_locked_out
-from scoring.apikeys import api_key_authenticate, api_key_from_request
+from scoring.apikeys import (
+    api_key_authenticate,
+    api_key_from_request,
+    api_key_scopes_effective,
+)
 from swampclub.http import json_error
 
 INVALID_CREDENTIALS = "Invalid username/email or password."
@@ -157,4 +161,7 @@ def whoami(request: HttpRequest) -> JsonResponse:
     owner = api_key.owner if api_key is not None else None
     if owner is None or not owner.is_active:
         return json_error(401, "invalid_api_key", authenticated=False)
-    return JsonResponse({"authenticated": True, **_user_json(owner), "scopes": api_key.scopes})
+    # What the key may do now (a suspended scope is not listed), in the key's own order.
+    effective = api_key_scopes_effective(api_key)
+    scopes = [scope for scope in api_key.scopes if scope in effective]
+    return JsonResponse({"authenticated": True, **_user_json(owner), "scopes": scopes})

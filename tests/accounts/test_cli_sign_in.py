@@ -316,3 +316,21 @@ def test_whoami_refuses_unknown_revoked_and_inactive_owners(client, alice, alice
     alice.save()
     ApiKey.objects.update(revoked_at=timezone.now())
     assert client.get("/api/whoami", headers={"x-api-key": key}).status_code == 401
+
+
+def test_whoami_lists_only_the_scopes_the_owner_may_use_now(client):
+    from scoring.apikeys import api_key_create
+    from tests.factories import granter_make
+
+    owner = granter_make(UserFactory(username="reedwarden"))
+    _, key = api_key_create(owner=owner, scopes=["ingest", "award"], name="granter")
+    headers = {"x-api-key": key}
+    assert sorted(client.get("/api/whoami", headers=headers).json()["scopes"]) == [
+        "award",
+        "ingest",
+    ]
+    owner.is_staff = False  # demoted: the award scope is suspended, telemetry still counts
+    owner.save(update_fields=["is_staff"])
+    response = client.get("/api/whoami", headers=headers)
+    assert response.status_code == 200
+    assert response.json()["scopes"] == ["ingest"]
