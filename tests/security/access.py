@@ -164,6 +164,8 @@ EXPECTED: dict[str, Access] = {
 EXTRA_EXPECTED: dict[str, dict[str, tuple[Any, Any]]] = {
     "staff/api-keys/": {"key_manager": (200, 422)},
     "staff/api-keys/<int:key_id>/revoke": {"key_manager": (405, 302)},
+    # {key} is the plain member's own key: anyone else's revoke of it is a 404.
+    "settings/keys/<int:key_id>/revoke": {"demoted_owner": (405, 404)},
 }
 
 
