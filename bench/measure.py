@@ -9,6 +9,7 @@ is missing) is reported as not available, never as a failure of the harness.
 import importlib
 import json
 import random
+import resource
 import statistics
 import time
 import traceback
@@ -62,6 +63,32 @@ def optional(module: str, name: str) -> Any:
     return getattr(found, name)
 
 
+def peak_rss_reset() -> bool:
+    """Reset this process's peak resident set size (Linux: ``clear_refs`` 5); False when
+    the platform cannot, and the next reading is then the peak since the process started."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size in MiB since start or the last reset."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+# Stages whose work runs in the harness process itself (the pipeline services called
+# directly, as a worker would), so the harness's peak RSS is the worker's.
+IN_PROCESS_STAGES = ("copy", "consume", "score")
+
+
 def table(model) -> sql.Identifier:
     """The quoted table name of ``model``."""
     return sql.Identifier(model._meta.db_table)
@@ -82,6 +109,7 @@ class Results:
         for key in keys:
             self.figures.setdefault(key, None)
         started = time.perf_counter()
+        rss_reset = peak_rss_reset() if name in IN_PROCESS_STAGES else False
         try:
             func()
         except NotAvailable as exc:
@@ -93,7 +121,11 @@ class Results:
             # A failed stage may leave the Django connection mid-transaction.
             connection.close()
         took = time.perf_counter() - started
-        print(f"  … {name}: {took:.1f} s {self.notes.get(name, '')}", flush=True)
+        rss = ""
+        if name in IN_PROCESS_STAGES:
+            self.figures[f"{name}_peak_rss_mb"] = peak = peak_rss_mb()
+            rss = f"(peak RSS {peak:.0f} MiB{'' if rss_reset else ' since start'}) "
+        print(f"  … {name}: {took:.1f} s {rss}{self.notes.get(name, '')}", flush=True)
 
 
 def median(values: list[float]) -> float | None:
