@@ -229,3 +229,9 @@ class ApiKeyCreateForm(forms.Form):
                 "The award scope needs an owner who is staff with the right to grant awards.",
             )
         return data
+
+
+class RequestRejectForm(forms.Form):
+    """Why an award request is rejected (shown to the requester)."""
+
+    reason = forms.CharField(min_length=3, max_length=500, widget=forms.TextInput)

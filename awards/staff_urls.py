@@ -3,7 +3,17 @@
 from django.urls import path
 
 from awards import views_revoke
-from awards.views_staff import api_keys, award_list, bulk, dashboard, grant, members
+from awards.views_staff import (
+    api_keys,
+    award_list,
+    budgets,
+    bulk,
+    dashboard,
+    governance,
+    grant,
+    members,
+    requests,
+)
 
 app_name = "staff"
 
@@ -20,4 +30,26 @@ urlpatterns: list = [
     path("members/<str:username>/", members.member_detail_view, name="member-detail"),
     path("api-keys/", api_keys.api_keys_view, name="api-keys"),
     path("api-keys/<int:key_id>/revoke", api_keys.api_key_revoke_view, name="api-key-revoke"),
+]
+
+# Award governance (SPEC §10): requests above the approval threshold, budgets, audit.
+urlpatterns += [
+    path("awards/requests/", requests.award_requests_view, name="award-requests"),
+    path(
+        "awards/requests/<int:request_id>/approve",
+        requests.award_request_approve_view,
+        name="award-request-approve",
+    ),
+    path(
+        "awards/requests/<int:request_id>/reject",
+        requests.award_request_reject_view,
+        name="award-request-reject",
+    ),
+]
+urlpatterns += [
+    path("governance", governance.governance_panel, name="governance"),
+]
+urlpatterns += [
+    path("awards/budgets/", budgets.budgets_view, name="budgets"),
+    path("awards/budgets/<str:username>", budgets.budget_override_view, name="budget-override"),
 ]

@@ -15,6 +15,7 @@ STAFF_PERMISSIONS = [
     ("awards", "add_awardrevocation"),
     ("awards", "view_award"),
     ("scoring", "add_apikey"),
+    ("awards", "approve_award"),
 ]
 # What a role gets: an HTTP status, or where a 302 leads.
 LOGIN = "login"  # 302 to the site's login page, with ?next=
@@ -109,6 +110,26 @@ EXPECTED: dict[str, Access] = {
     "staff/api-keys/": Access("/staff/api-keys/", staff_only(200), staff_only(422)),
     "staff/api-keys/<int:key_id>/revoke": Access(
         "/staff/api-keys/{key}/revoke", everyone(405), staff_only(302)
+    ),
+    # Award governance: staff who grant or approve see requests; approvers decide.
+    "staff/awards/requests/": Access("/staff/awards/requests/", staff_only(200), everyone(405)),
+    "staff/awards/requests/<int:request_id>/approve": Access(
+        "/staff/awards/requests/{request}/approve", everyone(405), staff_only(302)
+    ),
+    "staff/awards/requests/<int:request_id>/reject": Access(
+        "/staff/awards/requests/{request}/reject",
+        everyone(405),
+        staff_only(302),
+        post_data={"reason": "Not this time"},
+    ),
+    "staff/governance": Access("/staff/governance", staff_any(200), everyone(405)),
+    # Budgets: staff who grant see them; only a superuser (none of these roles) sets one.
+    "staff/awards/budgets/": Access("/staff/awards/budgets/", staff_only(200), everyone(405)),
+    "staff/awards/budgets/<str:username>": Access(
+        "/staff/awards/budgets/{member}",
+        everyone(405),
+        (LOGIN, 403, 403, 403),
+        post_data={"points": "5"},
     ),
 }
 

@@ -1,15 +1,17 @@
 """Fixtures for this directory."""
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission
 from django.contrib.auth.tokens import default_token_generator
 from django.test import Client
+from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from awards.models import BulkGrantJob
+from awards.models import AwardRequest, BulkGrantJob
 from awards.services import award_grant
 from scoring.apikeys import api_key_create
 from tests.factories import UserFactory
@@ -43,6 +45,18 @@ def world(db):
         source="form",
     ).award
     api_key, _ = api_key_create(owner=member, scopes=["ingest"])
+    # A request above the approval threshold, made by a granter who is none of the roles.
+    requester = UserFactory(username="requester", staff=True)
+    request = AwardRequest.objects.create(
+        recipient=member,
+        points=20_000,
+        reason="A big contribution",
+        idempotency_key="matrix-request",
+        source="form",
+        requested_by=requester,
+        created_at=timezone.now(),
+        expires_at=timezone.now() + timedelta(days=14),
+    )
     job = BulkGrantJob.objects.create(
         token=uuid.uuid4(), created_by=staff_perm, file_sha256="0" * 64
     )
@@ -56,6 +70,7 @@ def world(db):
         "award": award.pk,
         "key": api_key.pk,
         "job": job.token,
+        "request": request.pk,
         "uid": urlsafe_base64_encode(force_bytes(member.pk)),
         "reset_token": default_token_generator.make_token(member),
     }
