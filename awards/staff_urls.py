@@ -5,6 +5,7 @@ from django.urls import path
 from awards import views_revoke
 from awards.views_staff import (
     api_keys,
+    audit,
     award_list,
     budgets,
     bulk,
@@ -52,4 +53,7 @@ urlpatterns += [
 urlpatterns += [
     path("awards/budgets/", budgets.budgets_view, name="budgets"),
     path("awards/budgets/<str:username>", budgets.budget_override_view, name="budget-override"),
+]
+urlpatterns += [
+    path("audit/", audit.audit_view, name="audit"),
 ]

@@ -16,6 +16,7 @@ STAFF_PERMISSIONS = [
     ("awards", "view_award"),
     ("scoring", "add_apikey"),
     ("awards", "approve_award"),
+    ("audit", "view_auditentry"),
 ]
 # What a role gets: an HTTP status, or where a 302 leads.
 LOGIN = "login"  # 302 to the site's login page, with ?next=
@@ -122,6 +123,7 @@ EXPECTED: dict[str, Access] = {
         staff_only(302),
         post_data={"reason": "Not this time"},
     ),
+    "staff/audit/": Access("/staff/audit/", staff_only(200), everyone(405)),
     "staff/governance": Access("/staff/governance", staff_any(200), everyone(405)),
     # Budgets: staff who grant see them; only a superuser (none of these roles) sets one.
     "staff/awards/budgets/": Access("/staff/awards/budgets/", staff_only(200), everyone(405)),
