@@ -79,3 +79,9 @@ def award_requests_pending(*, limit: int = 10) -> list[RequestRow]:
     """The oldest pending requests first (they expire first), with their previews."""
     requests = _base().filter(state=AwardRequest.State.PENDING, expires_at__gt=timezone.now())
     return _rows(list(requests.order_by("expires_at", "pk")[:limit]))
+
+
+def award_request_row(*, request_id: int) -> RequestRow | None:
+    """One request with its state and preview, or None (two queries)."""
+    request = _base().filter(pk=request_id).first()
+    return _rows([request])[0] if request is not None else None

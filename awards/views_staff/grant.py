@@ -105,6 +105,12 @@ def _granted(request: HtmxHttpRequest, form: AwardGrantForm, result) -> HttpResp
         "show_budget": True,
     }
     response = render(request, f"{TEMPLATE}#grant-form", context)
+    if result.created and result.request is not None:
+        trigger_client_event(
+            response,
+            "award-requested",
+            {"request_id": result.request.pk, "username": member.username},
+        )
     if result.created and result.award is not None:
         trigger_client_event(
             response,

@@ -11,7 +11,7 @@ from django_htmx.http import trigger_client_event
 from awards.forms import RequestRejectForm
 from awards.models import AwardRequest
 from awards.requests import award_request_approve, award_request_reject
-from awards.selectors_requests import award_requests_list
+from awards.selectors_requests import award_request_row, award_requests_list
 from awards.views_staff._common import HtmxHttpRequest, render_page_or_fragment
 from swampclub.http import staff_permission_required
 
@@ -75,12 +75,8 @@ def _done(request: HtmxHttpRequest, message: str, event: str, request_id: int) -
     if not request.htmx:
         messages.success(request, message)
         return redirect("staff:award-requests")
-    rows = [r for r in award_requests_list(limit=1000) if r.request.pk == request_id]
-    response = render(
-        request,
-        f"{TEMPLATE}#request-row",
-        {"row": rows[0] if rows else None, "status": message, "reject_form": RequestRejectForm()},
-    )
+    context = {"row": award_request_row(request_id=request_id), "status": message}
+    response = render(request, f"{TEMPLATE}#request-row", context)
     trigger_client_event(response, event, {"request_id": request_id})
     return response
 

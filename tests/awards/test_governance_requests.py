@@ -93,7 +93,8 @@ def test_form_grant_above_the_threshold_creates_a_request_and_no_points(
     response = client.post("/staff/awards/new", form_data(), headers={"HX-Request": "true"})
     assert response.status_code == 200
     assert "Sent for approval" in response.content.decode()
-    assert "HX-Trigger" not in response  # nothing was granted, nothing to refresh
+    # Nothing was granted: the request panels refresh, the award panels need not.
+    assert json.loads(response["HX-Trigger"]).keys() == {"award-requested"}
     assert Award.objects.count() == 0
     assert points_of(ada) == 0
     request = AwardRequest.objects.get()

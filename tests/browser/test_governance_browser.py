@@ -36,7 +36,7 @@ def test_request_then_second_staff_member_approves_and_profile_updates(
     page.get_by_label("Points", exact=True).fill("25000")
     page.get_by_label("Reason", exact=True).fill("Ran the spring swamp summit")
     page.get_by_role("button", name="Grant award").click()
-    status = page.locator("#grant-form [role='status']")
+    status = page.locator("#grant-form p.msg[role='status']")
     status.wait_for()
     assert "Sent for approval" in status.inner_text()
     assert Award.objects.count() == 0
