@@ -23,12 +23,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from audit.services import audit_record
+from awards.budgets import BudgetExceeded, budget_exceeded_message, budget_get
 from awards.models import Award, BulkGrantJob
+from awards.requests import awards_grant_governed, grants_route
 from awards.selectors_staff import totals_for_members, usernames_to_members
 from awards.services import BulkGrantError, GrantSpec, awards_bulk_check, awards_grant_bulk
 from scoring.tiers import Tier, tier_for_total
@@ -292,8 +296,39 @@ def bulk_check(*, report: BulkReport, granted_by) -> BulkReport:
     for row in report.rows:
         if row.errors:
             row.state = "error"
+    _governance_check(report, granted_by)
     report.tier_impacts = _tier_impacts(report.new_rows)
     return report
+
+
+def _governance_check(report: BulkReport, granted_by) -> None:
+    """Mark rows that will become award requests; refuse a file over the uploader's budget.
+
+    Two queries for the routing, two for the budget (see ``awards.requests``,
+    ``awards.budgets``). The budget is checked again, under its lock, when the file is
+    granted.
+    """
+    rows = report.new_rows
+    if not rows or granted_by is None:
+        return
+    specs = [
+        GrantSpec(
+            recipient_id=row.member.pk,
+            points=row.points,
+            reason=row.reason,
+            idempotency_key=row.key,
+        )
+        for row in rows
+    ]
+    routing = grants_route(specs)
+    for index in routing.requests:
+        rows[index].warning = (
+            f"Above {settings.AWARD_APPROVAL_THRESHOLD:,} points: becomes an award request "
+            "that a second staff member must approve."
+        )
+    budget = budget_get(granter=granted_by)
+    if not budget.allows(routing.new_points):
+        report.file_errors.append(budget_exceeded_message(budget, routing.new_points))
 
 
 def _staff_note(filename: str, number: int) -> str:
@@ -319,11 +354,13 @@ def _tier_impacts(rows: Iterable[BulkRow]) -> list[TierImpact]:
     return sorted(impacts, key=lambda i: (-i.new_tier.ordinal, i.username))
 
 
-def bulk_dry_run(*, raw: bytes, filename: str, uploaded_by) -> BulkReport:
+def bulk_dry_run(*, raw: bytes, filename: str, uploaded_by, audit: bool = True) -> BulkReport:
     """Parse and check a file; when it can be granted, store it as a job awaiting confirmation.
 
-    Writes no award. The report's ``job.token`` confirms exactly the rows shown. Dry runs
-    older than ``DRY_RUN_TTL`` are deleted here, so abandoned uploads do not pile up.
+    Writes no award; records the upload in the audit trail unless ``audit`` is False
+    (an upload confirmed in the same request is recorded once, as its confirmation). The
+    report's ``job.token`` confirms exactly the rows shown. Dry runs older than
+    ``DRY_RUN_TTL`` are deleted here, so abandoned uploads do not pile up.
     """
     report = bulk_check(report=bulk_parse(raw=raw, filename=filename), granted_by=uploaded_by)
     BulkGrantJob.objects.filter(
@@ -352,7 +389,28 @@ def bulk_dry_run(*, raw: bytes, filename: str, uploaded_by) -> BulkReport:
             row_count=len(rows),
             total_points=report.total_points,
         )
+    if audit:
+        audit_record(
+            action="bulk.upload",
+            actor=uploaded_by,
+            obj=report.job,
+            object_type="" if report.job else "file",
+            object_repr=report.filename or "upload",
+            after=_report_summary(report),
+        )
     return report
+
+
+def _report_summary(report: BulkReport) -> dict:
+    return {
+        "filename": report.filename,
+        "sha256": report.sha256,
+        "rows": len(report.rows),
+        "to_grant": len(report.new_rows),
+        "points": report.total_points,
+        "error_rows": len(report.error_rows),
+        "file_errors": report.file_errors,
+    }
 
 
 def bulk_job_get(*, token: uuid.UUID, user) -> BulkGrantJob | None:
@@ -386,6 +444,18 @@ def bulk_job_confirm(*, token: uuid.UUID, user) -> BulkGrantJob:
         )
     if not claimed:
         return job
+    audit_record(
+        action="bulk.confirm",
+        actor=user,
+        obj=job,
+        object_repr=job.filename or "upload",
+        after={
+            "filename": job.filename,
+            "sha256": job.file_sha256,
+            "rows": job.row_count,
+            "points": job.total_points,
+        },
+    )
     if job.row_count <= SYNC_MAX_ROWS:
         bulk_job_run(job_id=job.pk)
         job.refresh_from_db()
@@ -463,19 +533,31 @@ def bulk_job_run(*, job_id: int) -> int:
                     return created_total
                 if locked.processed_rows >= start + len(rows):
                     continue  # committed by an earlier (or another) run
-                results = awards_grant_bulk(
-                    grants=_specs(job, rows), granted_by=job.created_by, source=Award.Source.BULK
+                # Above the approval threshold a row becomes an award request; the whole
+                # chunk is refused if it does not fit the uploader's budget.
+                results = awards_grant_governed(
+                    grants=_specs(job, rows),
+                    granted_by=job.created_by,
+                    source=Award.Source.BULK,
+                    grant_bulk=awards_grant_bulk,
                 )
-                created = sum(1 for result in results if result.created)
+                created = sum(1 for r in results if r.created and r.award is not None)
+                requested = sum(1 for r in results if r.created and r.request is not None)
                 BulkGrantJob.objects.filter(pk=job.pk).update(
                     processed_rows=start + len(rows),
                     granted_count=F("granted_count") + created,
+                    requested_count=F("requested_count") + requested,
                     updated_at=timezone.now(),
                 )
-        except BulkGrantError as error:
+        except (BulkGrantError, BudgetExceeded) as error:
+            text = (
+                " ".join(error.messages)
+                if isinstance(error, BudgetExceeded)
+                else _row_errors_text(error, rows)
+            )
             BulkGrantJob.objects.filter(pk=job.pk).update(
                 status=BulkGrantJob.Status.FAILED,
-                error=_row_errors_text(error, rows),
+                error=text,
                 finished_at=timezone.now(),
                 updated_at=timezone.now(),
             )
@@ -483,7 +565,7 @@ def bulk_job_run(*, job_id: int) -> int:
         created_total += created
     BulkGrantJob.objects.filter(pk=job.pk, status=BulkGrantJob.Status.RUNNING).update(
         status=BulkGrantJob.Status.DONE,
-        skipped_count=F("row_count") - F("granted_count"),
+        skipped_count=F("row_count") - F("granted_count") - F("requested_count"),
         finished_at=timezone.now(),
         updated_at=timezone.now(),
     )

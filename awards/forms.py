@@ -220,3 +220,9 @@ class ApiKeyCreateForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["username"].widget.attrs.update(member_search_attrs("owner-results"))
+
+
+class RequestRejectForm(forms.Form):
+    """Why an award request is rejected (shown to the requester)."""
+
+    reason = forms.CharField(min_length=3, max_length=500, widget=forms.TextInput)

@@ -23,7 +23,8 @@ How the checks are split between the hooks:
   moment are checked one after the other: the later one sees the earlier one's event and
   is answered 409.
 - ``handle`` (consumer, inside its batch transaction): re-reads the stored events, grants
-  them through ``awards_grant_bulk(skip_invalid=True)`` and marks refused ones rejected
+  them through ``awards_grant_routed`` (``awards_grant_bulk(skip_invalid=True)``, or an
+  award request above the approval threshold) and marks refused ones rejected
   with the reason, so one bad event never blocks the rest.
 
 The idempotency key is ``awardId`` when given; otherwise ``derived:`` + the SHA-256 of the
@@ -41,7 +42,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 
 from awards.models import Award
-from awards.services import GrantSpec, award_payload_errors, awards_grant_bulk
+from awards.requests import awards_grant_routed
+from awards.services import GrantSpec, award_payload_errors
 from scoring.apikeys import owners_authority
 from scoring.ingest import parse_timestamp
 from scoring.models import ApiKey, TelemetryEvent
@@ -297,7 +299,7 @@ def award_events_handle(events: Sequence[TelemetryEvent]) -> HandleResult:
     """Grant the awards a batch of claimed ``award`` events carry (the consumer's handler).
 
     Runs inside the consumer's batch transaction. Each event is granted through
-    ``awards_grant_bulk`` with source ``api``, the event's member (the API key's owner) as
+    ``awards_grant_routed`` with source ``api``, the event's member (the API key's owner) as
     granter and ``grantedBy`` kept as text, at the event's timestamp. Set-based: one query
     for the recipients and granters, one for the granters' authority (the owner must still
     be active staff holding ``awards.add_award``), then one bulk grant per granter.
@@ -367,16 +369,14 @@ def award_events_handle(events: Sequence[TelemetryEvent]) -> HandleResult:
             )
             for e in granter_events
         ]
-        grants = awards_grant_bulk(
-            grants=specs,
-            granted_by=users[granter_id],
-            source=Award.Source.API,
-            skip_invalid=True,
+        # Above the approval threshold an event becomes an award request (awards.requests).
+        grants = awards_grant_routed(
+            grants=specs, granted_by=users[granter_id], source=Award.Source.API, members=users
         )
         for event, grant in zip(granter_events, grants, strict=True):
             if grant.error is not None:
                 result.rejected[event.pk] = _error_text(grant.error)
-            elif grant.created:
+            elif grant.created and grant.award is not None:
                 result.touched_member_ids.add(grant.award.recipient_id)
     return result
 

@@ -5,6 +5,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Length
 from django.db.models.lookups import GreaterThanOrEqual
+from django.utils import timezone
 
 
 class Award(models.Model):
@@ -71,6 +72,8 @@ class Award(models.Model):
             models.Index(fields=["recipient", "-granted_at"], name="awards_award_recipient_idx"),
             models.Index(fields=["-granted_at", "-id"], name="awards_award_time_idx"),
             models.Index(fields=["granted_by", "-granted_at"], name="awards_award_granter_idx"),
+            # Budgets count what a granter wrote in the window (not the backdatable granted_at).
+            models.Index(fields=["granted_by", "created_at"], name="awards_award_granter_new_idx"),
             models.Index(fields=["category", "-granted_at"], name="awards_award_category_idx"),
         ]
 
@@ -128,6 +131,8 @@ class BulkGrantJob(models.Model):
     status = models.CharField(max_length=10, choices=Status, default=Status.DRY_RUN)
     processed_rows = models.PositiveIntegerField(default=0)
     granted_count = models.PositiveIntegerField(default=0)
+    # Rows above the approval threshold become award requests instead of awards.
+    requested_count = models.PositiveIntegerField(default=0)
     skipped_count = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -151,3 +156,105 @@ class BulkGrantJob(models.Model):
         if not self.row_count:
             return 100
         return min(100, self.processed_rows * 100 // self.row_count)
+
+
+class AwardRequest(models.Model):
+    """A grant above ``AWARD_APPROVAL_THRESHOLD`` waiting for a second staff member.
+
+    It carries everything the award will be; approving grants it through ``award_grant``
+    with the same recipient and idempotency key, so the award is created exactly once.
+    Unique per (recipient, idempotency key), like the award itself: a replayed event or a
+    double submit finds the request already there. ``state`` is stored as ``pending`` until
+    a decision (or the expiry sweep); a pending request past ``expires_at`` reads as
+    expired everywhere (``effective_state``) and can no longer be approved.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        EXPIRED = "expired", "Expired"
+
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="award_requests"
+    )
+    points = models.PositiveIntegerField()
+    reason = models.CharField(max_length=500)
+    staff_note = models.TextField(blank=True)
+    category = models.CharField(max_length=20, choices=Award.Category, default=Award.Category.OTHER)
+    public = models.BooleanField(default=True)
+    idempotency_key = models.CharField(max_length=200)
+    granted_by_text = models.CharField(max_length=200, blank=True)
+    source = models.CharField(max_length=10, choices=Award.Source)
+    # The granter of record once approved (the approver only approves).
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="award_requests_made"
+    )
+    granted_at = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=10, choices=State, default=State.PENDING)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="award_requests_decided",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.CharField(max_length=500, blank=True)
+    award = models.OneToOneField(
+        Award, null=True, blank=True, on_delete=models.PROTECT, related_name="request"
+    )
+
+    class Meta:
+        permissions = [("approve_award", "Can approve or reject award requests")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["recipient", "idempotency_key"], name="awards_awardrequest_unique_key"
+            ),
+            models.CheckConstraint(
+                condition=Q(points__gte=1), name="awards_awardrequest_points_min"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["state", "-created_at"], name="awards_request_state_idx"),
+            models.Index(
+                fields=["requested_by", "state", "created_at"], name="awards_request_granter_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"request {self.pk}: {self.points} to {self.recipient_id}"
+
+    def effective_state(self, now=None) -> str:
+        """The state as staff should see it: a pending request past its expiry is expired."""
+        if self.state == self.State.PENDING and self.expires_at <= (now or timezone.now()):
+            return self.State.EXPIRED
+        return self.state
+
+
+class GranterBudget(models.Model):
+    """A granter's budget row: the lock that serializes their grants, and any override.
+
+    ``points`` overrides ``AWARD_GRANTER_BUDGET`` for this granter (set by a superuser);
+    null means the setting. Every grant, request and award event of a granter first locks
+    this row (``SELECT ... FOR UPDATE``), so two concurrent grants cannot both spend the
+    same remaining budget.
+    """
+
+    granter = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="grant_budget"
+    )
+    points = models.PositiveIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    def __str__(self) -> str:
+        return f"budget of {self.granter_id}"

@@ -3,7 +3,19 @@
 from django.urls import path
 
 from awards import views_revoke
-from awards.views_staff import api_keys, award_list, bulk, dashboard, grant, members, rescore
+from awards.views_staff import (
+    api_keys,
+    audit,
+    award_list,
+    budgets,
+    bulk,
+    dashboard,
+    governance,
+    grant,
+    members,
+    requests,
+    rescore,
+)
 
 app_name = "staff"
 
@@ -22,4 +34,29 @@ urlpatterns: list = [
     path("api-keys/<int:key_id>/revoke", api_keys.api_key_revoke_view, name="api-key-revoke"),
     path("rescore/", rescore.rescore_view, name="rescore"),
     path("rescore/<int:job_id>/", rescore.rescore_job_view, name="rescore-job"),
+]
+
+# Award governance (SPEC §10): requests above the approval threshold, budgets, audit.
+urlpatterns += [
+    path("awards/requests/", requests.award_requests_view, name="award-requests"),
+    path(
+        "awards/requests/<int:request_id>/approve",
+        requests.award_request_approve_view,
+        name="award-request-approve",
+    ),
+    path(
+        "awards/requests/<int:request_id>/reject",
+        requests.award_request_reject_view,
+        name="award-request-reject",
+    ),
+]
+urlpatterns += [
+    path("governance", governance.governance_panel, name="governance"),
+]
+urlpatterns += [
+    path("awards/budgets/", budgets.budgets_view, name="budgets"),
+    path("awards/budgets/<str:username>", budgets.budget_override_view, name="budget-override"),
+]
+urlpatterns += [
+    path("audit/", audit.audit_view, name="audit"),
 ]

@@ -21,3 +21,11 @@ def bulk_jobs_resume_task() -> int:
     from awards.bulk import bulk_jobs_resume
 
     return bulk_jobs_resume()
+
+
+@shared_task(name="awards.award_requests_expire", acks_late=True)
+def award_requests_expire_task() -> int:
+    """Mark overdue award requests expired (see ``awards.requests.award_requests_expire``)."""
+    from awards.requests import award_requests_expire
+
+    return award_requests_expire()

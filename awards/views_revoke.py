@@ -8,8 +8,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 from django_htmx.http import trigger_client_event
 
+from awards.audited import award_revoke_audited
 from awards.selectors import award_get
-from awards.services import REASON_MAX, REASON_MIN, award_revoke
+from awards.services import REASON_MAX, REASON_MIN
 from swampclub.http import staff_permission_required
 
 TEMPLATE = "awards/revoke.html"
@@ -73,7 +74,7 @@ def award_revoke_view(request: HttpRequest, award_id: int) -> HttpResponse:
     form = revoke_form_for(award, request.POST)
     if form.is_valid():
         try:
-            result = award_revoke(
+            result = award_revoke_audited(
                 award=award, revoked_by=request.user, reason=form.cleaned_data["reason"]
             )
         except ValidationError as error:

@@ -45,6 +45,10 @@ class EventType:
       requests naming the same key are checked one after the other and the later one sees
       the earlier one's events. Without it, ``conflict`` can miss a concurrent request.
     - ``default_insert_id(event, api_key)``: the insert_id when the event has none.
+    - ``admit(indexed_events, api_key)``: runs in the storing transaction, after ``conflict``
+      and before the insert, with ``(index in the request, event)`` pairs of this type; may
+      refuse the whole request by raising ``IngestRejected`` (e.g. 422 over an award
+      budget) and returns extra counters for the 202 body (e.g. ``pending_approval``).
     - ``handle(events)``: called by the consumer inside its batch transaction with this
       type's claimed events; returns a HandleResult. Must be set-based and idempotent.
     """
@@ -56,6 +60,9 @@ class EventType:
     conflict: Callable[[Sequence[Mapping[str, Any]], "ApiKey"], str | None] | None = None
     conflict_keys: Callable[[Sequence[Mapping[str, Any]], "ApiKey"], Iterable[str]] | None = None
     default_insert_id: Callable[[Mapping[str, Any], "ApiKey"], str | None] | None = None
+    admit: (
+        Callable[[Sequence[tuple[int, Mapping[str, Any]]], "ApiKey"], Mapping[str, int]] | None
+    ) = None
 
 
 _registry: dict[str, EventType] = {}

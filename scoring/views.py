@@ -67,4 +67,5 @@ def ingest(request: HttpRequest) -> JsonResponse:
         response = json_error(503, "unavailable", message="database unavailable; retry later")
         response["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
         return response
-    return JsonResponse({"accepted": result.accepted, "duplicates": result.duplicates}, status=202)
+    body = {"accepted": result.accepted, "duplicates": result.duplicates, **result.extra}
+    return JsonResponse(body, status=202)

@@ -335,3 +335,23 @@ CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {
     "schedule": timedelta(seconds=WEBHOOK_SWEEP_INTERVAL_S),
     "options": {"expires": WEBHOOK_SWEEP_INTERVAL_S},
 }
+# --- Award governance: four-eyes approval, granter budgets, audit trail (docs/awards.md) ----
+# A grant of more points than this (form, bulk row or award event) becomes an award request
+# that a second staff member with ``awards.approve_award`` must approve.
+AWARD_APPROVAL_THRESHOLD = int(os.environ.get("AWARD_APPROVAL_THRESHOLD", "10000"))
+# Points one granter may grant per rolling window (a superuser may override it per granter).
+AWARD_GRANTER_BUDGET = int(os.environ.get("AWARD_GRANTER_BUDGET", "50000"))
+AWARD_GRANTER_BUDGET_DAYS = 30
+# Superusers are held to the budget too unless this says otherwise.
+AWARD_BUDGET_EXEMPT_SUPERUSERS = env_bool("AWARD_BUDGET_EXEMPT_SUPERUSERS", False)
+AWARD_REQUEST_TTL_DAYS = int(os.environ.get("AWARD_REQUEST_TTL_DAYS", "14"))
+# /staff/ flags a granter giving one member more than this many awards in 30 days.
+AWARD_FLAG_REPEAT_COUNT = int(os.environ.get("AWARD_FLAG_REPEAT_COUNT", "3"))
+INSTALLED_APPS += ["pgtrigger", "audit"]
+# Records the actor, IP and user agent of staff writes (and any staff POST nothing else audited).
+MIDDLEWARE += ["audit.middleware.AuditMiddleware"]
+CELERY_BEAT_SCHEDULE["expire-award-requests"] = {
+    "task": "awards.award_requests_expire",
+    "schedule": timedelta(hours=1),
+    "options": {"expires": 3600},
+}

@@ -8,9 +8,10 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
+from awards.audited import api_key_create_audited, api_key_revoke_audited
 from awards.forms import ApiKeyCreateForm, add_service_error
 from awards.views_staff._common import HtmxHttpRequest, render_page_or_fragment
-from scoring.apikeys import api_key_create, api_key_revoke, api_keys_list
+from scoring.apikeys import api_keys_list
 from scoring.models import ApiKey
 from swampclub.http import staff_permission_required
 
@@ -41,11 +42,11 @@ def api_keys_view(request: HtmxHttpRequest) -> HttpResponse:
     created = plaintext = None
     if form.is_valid():
         try:
-            created, plaintext = api_key_create(
+            created, plaintext = api_key_create_audited(
+                actor=request.user,
                 owner=form.cleaned_data["username"],
                 scopes=form.cleaned_data["scopes"],
                 name=form.cleaned_data["name"],
-                created_by=request.user,
             )
         except ValidationError as error:
             add_service_error(form, error)
@@ -69,7 +70,7 @@ def api_key_revoke_view(request: HtmxHttpRequest, key_id: int) -> HttpResponse:
     """Revoke a key from now on (idempotent): its row for HTMX, a redirect otherwise."""
     api_key = get_object_or_404(ApiKey.objects.select_related("owner"), pk=key_id)
     already = api_key.revoked_at is not None
-    api_key_revoke(api_key=api_key)
+    api_key_revoke_audited(actor=request.user, api_key=api_key)
     if not request.htmx:
         if not already:
             messages.success(request, f"Key {api_key.prefix}… of {api_key.owner.username} revoked.")

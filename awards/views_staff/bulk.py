@@ -55,7 +55,12 @@ def bulk_grant_view(request: HtmxHttpRequest) -> HttpResponse:
     upload = form.cleaned_data["file"]
     # Read one byte past the limit so an oversized file is reported, never loaded whole.
     raw = upload.read(MAX_BYTES + 1)
-    report = bulk_dry_run(raw=raw, filename=upload.name or "", uploaded_by=request.user)
+    report = bulk_dry_run(
+        raw=raw,
+        filename=upload.name or "",
+        uploaded_by=request.user,
+        audit=not form.cleaned_data["confirm"],
+    )
     if form.cleaned_data["confirm"]:
         if not report.ok:
             return _render(request, {"report": report, "confirm_refused": True}, status=422)

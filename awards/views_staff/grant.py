@@ -1,5 +1,6 @@
 """The grant form (SPEC §8 form contract) with its inline validation, preview and search."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse, HttpResponseBadRequest
@@ -7,10 +8,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
+from audit.middleware import audit_exempt
 from awards.forms import AwardGrantForm, PreviewForm, add_service_error, idempotency_key_new
 from awards.models import Award
+from awards.requests import RequestConflict, award_grant_or_request
 from awards.selectors_staff import awards_recent, grant_preview, members_search
-from awards.services import AwardConflict, award_grant
+from awards.services import AwardConflict
 from awards.views_staff._common import HtmxHttpRequest, htmx_target
 from scoring.tiers import tier_for_total
 from swampclub.http import staff_permission_required
@@ -21,7 +24,12 @@ VALIDATED_FIELDS = {"username", "points", "reason", "category", "staff_note"}
 
 
 def _page_context(request: HtmxHttpRequest, form: AwardGrantForm, **extra) -> dict:
-    return {"form": form, "recent_awards": awards_recent(limit=8), **extra}
+    return {
+        "form": form,
+        "recent_awards": awards_recent(limit=8),
+        "show_budget": True,
+        **extra,
+    }
 
 
 @require_http_methods(["GET", "POST"])
@@ -46,7 +54,7 @@ def award_grant_view(request: HtmxHttpRequest) -> HttpResponse:
     if form.is_valid():
         data = form.cleaned_data
         try:
-            result = award_grant(
+            result = award_grant_or_request(
                 recipient=data["username"],
                 points=data["points"],
                 reason=data["reason"],
@@ -59,7 +67,7 @@ def award_grant_view(request: HtmxHttpRequest) -> HttpResponse:
             )
         except ValidationError as error:
             add_service_error(form, error)
-            if isinstance(error, AwardConflict):
+            if isinstance(error, AwardConflict | RequestConflict):
                 # This rendering was already used for a different award; a new key lets the
                 # staff member grant the edited values deliberately with the next submit.
                 form.data = form.data.copy()
@@ -67,14 +75,17 @@ def award_grant_view(request: HtmxHttpRequest) -> HttpResponse:
         else:
             return _granted(request, form, result)
     if request.htmx:
-        return render(request, f"{TEMPLATE}#grant-form", {"form": form}, status=422)
+        context = {"form": form, "show_budget": True}
+        return render(request, f"{TEMPLATE}#grant-form", context, status=422)
     return render(request, TEMPLATE, _page_context(request, form), status=422)
 
 
 def _granted(request: HtmxHttpRequest, form: AwardGrantForm, result) -> HttpResponse:
     data = form.cleaned_data
     member = data["username"]
-    if result.created:
+    if result.request is not None:
+        status = _requested_message(member.username, result)
+    elif result.created:
         status = _granted_message(member.username, data["points"], result.score)
     else:
         status = (
@@ -91,15 +102,36 @@ def _granted(request: HtmxHttpRequest, form: AwardGrantForm, result) -> HttpResp
         "form": AwardGrantForm(initial=initial),
         "status": status,
         "status_kind": "ok" if result.created else "info",
+        "show_budget": True,
     }
     response = render(request, f"{TEMPLATE}#grant-form", context)
-    if result.created:
+    if result.created and result.request is not None:
+        trigger_client_event(
+            response,
+            "award-requested",
+            {"request_id": result.request.pk, "username": member.username},
+        )
+    if result.created and result.award is not None:
         trigger_client_event(
             response,
             "award-granted",
             {"award_id": result.award.pk, "username": member.username},
         )
     return response
+
+
+def _requested_message(username: str, result) -> str:
+    request = result.request
+    if not result.created:
+        return (
+            f"Already requested: this form was submitted before (request #{request.pk}, "
+            f"{request.effective_state()})."
+        )
+    return (
+        f"Sent for approval: {request.points:,} points to {username} is above "
+        f"{settings.AWARD_APPROVAL_THRESHOLD:,}, so a second staff member must approve "
+        f"request #{request.pk}. Nothing is granted until then."
+    )
 
 
 def _granted_message(username: str, points: int, score) -> str:
@@ -112,6 +144,7 @@ def _granted_message(username: str, points: int, score) -> str:
     return message + "."
 
 
+@audit_exempt
 @require_POST
 @staff_permission_required("awards.add_award")
 def award_grant_validate(request: HtmxHttpRequest) -> HttpResponse:

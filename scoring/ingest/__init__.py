@@ -17,7 +17,7 @@ Validation is all-or-nothing: one bad event and nothing is stored.
 """
 
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import DataError, connection, transaction
@@ -39,11 +39,13 @@ from scoring.ingest.events import (
     cli_invocation_validate,
     conflict_lock_keys,
     conflicts_check,
+    events_of,
     events_validate,
     parse_timestamp,
 )
 from scoring.ingest.store import conflict_keys_lock, events_insert
 from scoring.models import ApiKey
+from scoring.registry import event_type_get
 from scoring.tasks import consumer_wake
 
 __all__ = [
@@ -70,6 +72,8 @@ class IngestResult:
 
     accepted: int
     duplicates: int
+    # Counters an event type's ``admit`` hook adds to the 202 body (``pending_approval``).
+    extra: dict[str, int] = field(default_factory=dict)
 
 
 CLI_USER_AGENT_PREFIX = "swamp-cli/"
@@ -120,6 +124,7 @@ def events_ingest(
     rows, checks = events_validate(
         api_key=api_key, payload=data, now=now, text_checked=text_checked
     )
+    extra: dict[str, int] = {}
     atomic = bool(checks) or connection.in_atomic_block
     guard = transaction.atomic() if atomic else nullcontext()
     try:
@@ -129,6 +134,7 @@ def events_ingest(
                 # concurrent request with one of these keys checks only after this commits.
                 conflict_keys_lock(conflict_lock_keys(checks, api_key))
                 conflicts_check(checks, api_key)
+                extra = _admit(checks, api_key, data)
             accepted = events_insert(
                 api_key=api_key,
                 rows=rows,
@@ -143,4 +149,19 @@ def events_ingest(
         ) from None
     if accepted:
         consumer_wake()
-    return IngestResult(accepted=accepted, duplicates=len(rows) - accepted)
+    return IngestResult(accepted=accepted, duplicates=len(rows) - accepted, extra=extra)
+
+
+def _admit(checks, api_key: ApiKey, data: Any) -> dict[str, int]:
+    """Run each checked type's ``admit`` hook with the events' positions in the request."""
+    extra: dict[str, int] = {}
+    positions: dict[int, int] | None = None
+    for check in checks:
+        registered = event_type_get(check.name)
+        if registered is None or registered.admit is None:
+            continue
+        if positions is None:
+            positions = {id(event): index for index, event in enumerate(events_of(data)[0])}
+        indexed = [(positions[id(event)], event) for event in check.events]
+        extra.update(registered.admit(indexed, api_key))
+    return extra

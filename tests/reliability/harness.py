@@ -101,6 +101,10 @@ def process_env(*, redis_url: str, var_dir: Path, **extra: str) -> dict[str, str
         SWAMPCLUB_VAR_DIR=str(var_dir),
         PYTHONPATH=str(ROOT),
         PYTHONUNBUFFERED="1",
+        # As in the suite (tests/conftest.py ``governance_limits``): these tests grant big
+        # awards in bulk and test faults, not approval or budgets.
+        AWARD_APPROVAL_THRESHOLD=str(10**9),
+        AWARD_GRANTER_BUDGET=str(10**12),
     )
     env.update(extra)
     return env

@@ -19,6 +19,8 @@ STAFF_PERMISSIONS = [
     ("scoring", "change_scoringrules"),
     ("webhooks", "view_webhookendpoint"),
     ("webhooks", "change_webhookendpoint"),
+    ("awards", "approve_award"),
+    ("audit", "view_auditentry"),
 ]
 # Roles beyond the four columns of the table. Each answers like the role it names, except
 # on the routes listed in EXTRA_EXPECTED:
@@ -156,6 +158,27 @@ EXPECTED: dict[str, Access] = {
     ),
     "staff/webhooks/deliveries/<int:delivery_id>/redeliver": Access(
         "/staff/webhooks/deliveries/{delivery}/redeliver", everyone(405), staff_only(302)
+    ),
+    # Award governance: staff who grant or approve see requests; approvers decide.
+    "staff/awards/requests/": Access("/staff/awards/requests/", staff_only(200), everyone(405)),
+    "staff/awards/requests/<int:request_id>/approve": Access(
+        "/staff/awards/requests/{request}/approve", everyone(405), staff_only(302)
+    ),
+    "staff/awards/requests/<int:request_id>/reject": Access(
+        "/staff/awards/requests/{request}/reject",
+        everyone(405),
+        staff_only(302),
+        post_data={"reason": "Not this time"},
+    ),
+    "staff/audit/": Access("/staff/audit/", staff_only(200), everyone(405)),
+    "staff/governance": Access("/staff/governance", staff_any(200), everyone(405)),
+    # Budgets: staff who grant see them; only a superuser (none of these roles) sets one.
+    "staff/awards/budgets/": Access("/staff/awards/budgets/", staff_only(200), everyone(405)),
+    "staff/awards/budgets/<str:username>": Access(
+        "/staff/awards/budgets/{member}",
+        everyone(405),
+        (LOGIN, 403, 403, 403),
+        post_data={"points": "5"},
     ),
 }
 

@@ -1,15 +1,17 @@
 """Fixtures for this directory."""
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission
 from django.contrib.auth.tokens import default_token_generator
 from django.test import Client
+from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from awards.models import BulkGrantJob
+from awards.models import AwardRequest, BulkGrantJob
 from awards.services import award_grant
 from scoring.apikeys import api_key_create
 from scoring.models import RescoreJob
@@ -54,6 +56,18 @@ def world(db):
     demoted_owner.save(update_fields=["is_staff"])
     demoted_owner.user_permissions.clear()
     _, granter_key = api_key_create(owner=staff_perm, scopes=["ingest", "award"])
+    # A request above the approval threshold, made by a granter who is none of the roles.
+    requester = UserFactory(username="requester", staff=True)
+    request = AwardRequest.objects.create(
+        recipient=member,
+        points=20_000,
+        reason="A big contribution",
+        idempotency_key="matrix-request",
+        source="form",
+        requested_by=requester,
+        created_at=timezone.now(),
+        expires_at=timezone.now() + timedelta(days=14),
+    )
     job = BulkGrantJob.objects.create(
         token=uuid.uuid4(), created_by=staff_perm, file_sha256="0" * 64
     )
@@ -81,6 +95,7 @@ def world(db):
         "rescore_job": rescore_job.pk,
         "endpoint": endpoint.pk,
         "delivery": delivery.pk,
+        "request": request.pk,
         "uid": urlsafe_base64_encode(force_bytes(member.pk)),
         "reset_token": default_token_generator.make_token(member),
         # Plaintext API keys, for the /ingest rows of the matrix.
