@@ -1,18 +1,143 @@
-"""Fixtures shared by the whole suite."""
+"""Fixtures shared by the whole suite.
+
+Every test starts from the same clean shared state, whatever ran before it and in whatever
+order (the suite runs in random order, pytest-randomly): see ``_clean_shared_state``.
+"""
+
+import copy
+from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth.models import Permission
 
 from tests.factories import UserFactory
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """On SQLite the test database is a file, not Django's default in-memory database.
+
+    An in-memory database exists only inside one connection, so the live server has to
+    share the test thread's connection with every request thread it starts; two requests
+    at once (htmx fires them in parallel) then use one SQLite handle concurrently and fail
+    with "bad parameter or other API misuse". A file gives each thread (and any process)
+    its own connection, with the same WAL mode, busy timeout and immediate transactions as
+    ``make run``.
+    """
+    for db in django_settings.DATABASES.values():
+        if db["ENGINE"] == "django.db.backends.sqlite3" and not db.get("TEST", {}).get("NAME"):
+            db.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+
+
+@pytest.fixture(scope="session")
+def broker_folder(tmp_path_factory) -> Path | None:
+    """The filesystem broker's private folder for this test run (None on Redis).
+
+    Without ``REDIS_URL`` Celery's filesystem transport keeps messages under ``var/broker``;
+    tests publish wake-ups there, which a later ``make run`` worker would find. The run gets
+    a folder of its own instead, emptied before every test (``_clean_shared_state``).
+    """
+    if django_settings.CELERY_BROKER_URL != "filesystem://":
+        return None
+    from swampclub.celery import app
+
+    folder = tmp_path_factory.mktemp("broker")
+    options = {
+        **django_settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+        "data_folder_in": str(folder / "queue"),
+        "data_folder_out": str(folder / "queue"),
+        "processed_folder": str(folder / "processed"),
+        "control_folder": str(folder / "control"),
+    }
+    for sub in ("queue", "processed", "control"):
+        (folder / sub).mkdir()
+    django_settings.CELERY_BROKER_TRANSPORT_OPTIONS = options
+    app.conf.broker_transport_options = options
+    if app._pool is not None:  # nothing has published yet, but never keep an old connection
+        app._pool.force_close_all()
+        app._pool = None
+    return folder
+
+
+def _cache_clear() -> None:
+    """Empty the site's cache: rate-limit counters, cached boards, anything else.
+
+    On Redis only the keys under the site's ``KEY_PREFIX`` go: the broker's queues and
+    bindings live in the same Redis database, and deleting kombu's bindings would make the
+    next publish fail to route (``cache.clear()`` is ``FLUSHDB``).
+    """
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        client = backend._cache.get_client(write=True)
+        keys = list(client.scan_iter(match=f"{backend.key_prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    else:
+        backend.clear()
+
+
+def _settings_now() -> tuple[object, dict]:
+    # The settings object in force and a deep copy of its values, read from its __dict__
+    # (reading deprecated settings through attributes would warn). DATABASES belongs to the
+    # test runner (pytest-django renames the test databases).
+    wrapped = django_settings._wrapped
+    values = {
+        name: copy.deepcopy(value)
+        for name, value in vars(wrapped).items()
+        if name.isupper() and name != "DATABASES"
+    }
+    return wrapped, values
+
+
+@pytest.fixture(scope="session")
+def _settings_baseline(broker_folder) -> tuple[object, dict]:
+    return _settings_now()
+
+
 @pytest.fixture(autouse=True)
-def _wake_debounce_reset():
-    """Every test starts with fresh wake-up debouncing: a wake published by an earlier test
-    in this process must not silence the wake a later test (and its worker) waits for."""
+def _clean_shared_state(_settings_baseline, broker_folder):
+    """Every test starts from clean shared state, and none may leave settings changed.
+
+    Before the test: the cache is emptied (on SQLite, object ids repeat from test to test,
+    so a rate-limit counter ``ingest:<key id>`` of an earlier test would count against a
+    later test's key), the broker folder is emptied, and wake-up debouncing is forgotten (a
+    wake published by an earlier test must not silence the wake a later test waits for).
+    After it: settings must be as they were; a test that changed one without the
+    ``settings`` fixture or ``override_settings`` fails, naming it, and the value is put back.
+    """
     from scoring.tasks import wake_debounce_reset
 
+    _cache_clear()
+    if broker_folder is not None:
+        for sub in ("queue", "processed", "control"):
+            for path in (broker_folder / sub).iterdir():
+                path.unlink()
     wake_debounce_reset()
+    yield
+    baseline_wrapped, baseline = _settings_baseline
+    if django_settings._wrapped is not baseline_wrapped:
+        django_settings._wrapped = baseline_wrapped
+        pytest.fail("the test left an override_settings enabled")
+    _, current = _settings_now()
+    changed = sorted(
+        name
+        for name in baseline.keys() | current.keys()
+        if baseline.get(name, _MISSING) != current.get(name, _MISSING)
+    )
+    for name in changed:
+        if name in baseline:
+            setattr(baseline_wrapped, name, copy.deepcopy(baseline[name]))
+        else:
+            delattr(baseline_wrapped, name)
+    if changed:
+        pytest.fail(f"the test left settings changed: {', '.join(changed)}")
+
+
+_MISSING = object()
 
 
 @pytest.fixture
@@ -53,3 +178,10 @@ def ingest_key(member):
 def htmx_headers():
     """Headers that make a test-client request look like an htmx request."""
     return {"HX-Request": "true"}
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    """Name the random order's seed even under ``-q``, so any failing order can be replayed."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if isinstance(seed, int) and config.pluginmanager.hasplugin("randomly"):
+        terminalreporter.write_line(f"random order: replay with -p randomly --randomly-seed={seed}")
