@@ -15,7 +15,16 @@ from tests.factories import UserFactory
 
 
 @pytest.fixture(scope="session")
-def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+def test_var_dir(tmp_path_factory) -> Path:
+    """The test run's own ``var/`` folder, laid out as ``make run``'s: on SQLite it holds
+    the test database (``swampclub.sqlite3``) and the filesystem broker (``broker/``), so a
+    worker process started with ``SWAMPCLUB_VAR_DIR`` set to it (and no ``DATABASE_URL`` or
+    ``REDIS_URL``) works on exactly what the test sees. Never the developer's ``var/``."""
+    return tmp_path_factory.mktemp("var")
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, test_var_dir):
     """On SQLite the test database is a file, not Django's default in-memory database.
 
     An in-memory database exists only inside one connection, so the live server has to
@@ -27,22 +36,22 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
     """
     for db in django_settings.DATABASES.values():
         if db["ENGINE"] == "django.db.backends.sqlite3" and not db.get("TEST", {}).get("NAME"):
-            db.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+            db.setdefault("TEST", {})["NAME"] = str(test_var_dir / "swampclub.sqlite3")
 
 
 @pytest.fixture(scope="session")
-def broker_folder(tmp_path_factory) -> Path | None:
-    """The filesystem broker's private folder for this test run (None on Redis).
+def broker_folder(test_var_dir) -> Path | None:
+    """The filesystem broker's folder for this test run (None on Redis).
 
     Without ``REDIS_URL`` Celery's filesystem transport keeps messages under ``var/broker``;
-    tests publish wake-ups there, which a later ``make run`` worker would find. The run gets
-    a folder of its own instead, emptied before every test (``_clean_shared_state``).
+    tests publish wake-ups there, which a later ``make run`` worker would find. The run uses
+    ``test_var_dir``'s instead, emptied before every test (``_clean_shared_state``).
     """
     if django_settings.CELERY_BROKER_URL != "filesystem://":
         return None
     from swampclub.celery import app
 
-    folder = tmp_path_factory.mktemp("broker")
+    folder = test_var_dir / "broker"
     options = {
         **django_settings.CELERY_BROKER_TRANSPORT_OPTIONS,
         "data_folder_in": str(folder / "queue"),
@@ -51,7 +60,7 @@ def broker_folder(tmp_path_factory) -> Path | None:
         "control_folder": str(folder / "control"),
     }
     for sub in ("queue", "processed", "control"):
-        (folder / sub).mkdir()
+        (folder / sub).mkdir(parents=True, exist_ok=True)
     django_settings.CELERY_BROKER_TRANSPORT_OPTIONS = options
     app.conf.broker_transport_options = options
     if app._pool is not None:  # nothing has published yet, but never keep an old connection

@@ -16,7 +16,8 @@ def test_sqlite_test_database_is_a_file_each_thread_can_open():
         assert connection.vendor == "postgresql"
         return
     assert not connection.is_in_memory_db()
-    assert connection.settings_dict["NAME"].endswith("test.sqlite3")
+    assert connection.settings_dict["NAME"].endswith("swampclub.sqlite3")
+    assert not str(connection.settings_dict["NAME"]).startswith(str(settings.VAR_DIR))
 
 
 def test_broker_folder_is_private_to_the_test_run(broker_folder):
