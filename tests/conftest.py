@@ -5,6 +5,7 @@ order (the suite runs in random order, pytest-randomly): see ``_clean_shared_sta
 """
 
 import copy
+import os
 from pathlib import Path
 
 import pytest
@@ -194,3 +195,32 @@ def pytest_terminal_summary(terminalreporter, config) -> None:
     seed = getattr(config.option, "randomly_seed", None)
     if isinstance(seed, int) and config.pluginmanager.hasplugin("randomly"):
         terminalreporter.write_line(f"random order: replay with -p randomly --randomly-seed={seed}")
+
+
+def _skip_is_allowed(reason: str) -> bool:
+    """Whether a skip is forgiven under ``SWAMPCLUB_STRICT_SKIPS=1`` (as CI runs the suite).
+
+    Only a test that needs PostgreSQL, on SQLite, or one that needs Redis, without
+    ``REDIS_URL``, may skip; anything else skipped (Chromium missing, redis-server missing,
+    a typo in a skip condition) is a failure, so neither configuration passes by skipping.
+    """
+    from django.db import connection
+
+    if reason.startswith("needs PostgreSQL"):
+        return connection.vendor != "postgresql"
+    if reason.startswith(("needs Redis", "needs the Redis")):
+        return not django_settings.REDIS_URL
+    return False
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under ``SWAMPCLUB_STRICT_SKIPS=1`` turn a skip that is not allowed into a failure."""
+    report = yield
+    if report.skipped and os.environ.get("SWAMPCLUB_STRICT_SKIPS") == "1":
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        if not _skip_is_allowed(reason):
+            report.outcome = "failed"
+            report.longrepr = f"skipped, which SWAMPCLUB_STRICT_SKIPS=1 forbids here: {reason}"
+    return report
