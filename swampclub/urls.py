@@ -3,6 +3,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from swampclub.views import favicon
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
@@ -10,4 +12,5 @@ urlpatterns = [
     path("", include("awards.urls")),
     path("staff/", include("awards.staff_urls")),
     path("", include("members.urls")),
+    path("favicon.ico", favicon, name="favicon"),
 ]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth.models import Permission
+from django.test.utils import UserSettingsHolder
 
 from tests.factories import UserFactory
 
@@ -91,47 +92,52 @@ def _cache_clear() -> None:
 
 
 def _settings_now() -> tuple[object, dict]:
-    # The settings object in force and a deep copy of its values, read from its __dict__
-    # (reading deprecated settings through attributes would warn). DATABASES belongs to the
-    # test runner (pytest-django renames the test databases).
-    wrapped = django_settings._wrapped
+    # The settings underneath any overrides and a deep copy of their values, read from their
+    # __dict__ (reading deprecated settings through attributes would warn). DATABASES
+    # belongs to the test runner (pytest-django renames the test databases).
+    root = django_settings._wrapped
+    while isinstance(root, UserSettingsHolder):
+        root = root.default_settings
     values = {
         name: copy.deepcopy(value)
-        for name, value in vars(wrapped).items()
+        for name, value in vars(root).items()
         if name.isupper() and name != "DATABASES"
     }
-    return wrapped, values
+    return root, values
 
 
-@pytest.fixture(scope="session")
-def _settings_baseline(broker_folder) -> tuple[object, dict]:
-    return _settings_now()
+# The settings once the first test's setup is done: the session fixtures (pytest-django's
+# test environment, the private broker folder) have made their changes for the whole run.
+_settings_baseline: dict[str, tuple[object, dict]] = {}
 
 
-@pytest.fixture(autouse=True)
-def _clean_shared_state(_settings_baseline, broker_folder):
-    """Every test starts from clean shared state, and none may leave settings changed.
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    """Record the settings once, after the first test's setup."""
+    result = yield
+    if not _settings_baseline:
+        _settings_baseline["at_start"] = _settings_now()
+    return result
 
-    Before the test: the cache is emptied (on SQLite, object ids repeat from test to test,
-    so a rate-limit counter ``ingest:<key id>`` of an earlier test would count against a
-    later test's key), the broker folder is emptied, and wake-up debouncing is forgotten (a
-    wake published by an earlier test must not silence the wake a later test waits for).
-    After it: settings must be as they were; a test that changed one without the
-    ``settings`` fixture or ``override_settings`` fails, naming it, and the value is put back.
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """After every fixture of the test is torn down, the settings must be as they were.
+
+    A test (or fixture) that changed a setting without the ``settings`` fixture or
+    ``override_settings``, or left an override enabled, fails here naming it, and the
+    settings are put back so the tests after it are not affected.
     """
-    from scoring.tasks import wake_debounce_reset
-
-    _cache_clear()
-    if broker_folder is not None:
-        for sub in ("queue", "processed", "control"):
-            for path in (broker_folder / sub).iterdir():
-                path.unlink()
-    wake_debounce_reset()
-    yield
-    baseline_wrapped, baseline = _settings_baseline
+    result = yield
+    if not _settings_baseline or nextitem is None:
+        # The first test's setup failed, or this is the end of the run: session fixtures
+        # (pytest-django's test environment) have just restored what they had set.
+        return result
+    baseline_wrapped, baseline = _settings_baseline["at_start"]
+    problems = []
     if django_settings._wrapped is not baseline_wrapped:
         django_settings._wrapped = baseline_wrapped
-        pytest.fail("the test left an override_settings enabled")
+        problems.append("an override_settings left enabled")
     _, current = _settings_now()
     changed = sorted(
         name
@@ -144,7 +150,30 @@ def _clean_shared_state(_settings_baseline, broker_folder):
         else:
             delattr(baseline_wrapped, name)
     if changed:
-        pytest.fail(f"the test left settings changed: {', '.join(changed)}")
+        problems.append(f"settings changed: {', '.join(changed)}")
+    if problems:
+        pytest.fail(f"the test left {' and '.join(problems)}")
+    return result
+
+
+@pytest.fixture(autouse=True)
+def _clean_shared_state(broker_folder):
+    """Every test starts from clean shared state (settings are checked after it, by
+    ``pytest_runtest_teardown``).
+
+    The cache is emptied: on SQLite, object ids repeat from test to test, so a rate-limit
+    counter ``ingest:<key id>`` of an earlier test would count against a later test's key.
+    The broker folder is emptied. Wake-up debouncing is forgotten: a wake published by an
+    earlier test must not silence the wake a later test (and its worker) waits for.
+    """
+    from scoring.tasks import wake_debounce_reset
+
+    _cache_clear()
+    if broker_folder is not None:
+        for sub in ("queue", "processed", "control"):
+            for path in (broker_folder / sub).iterdir():
+                path.unlink()
+    wake_debounce_reset()
 
 
 _MISSING = object()
