@@ -49,7 +49,7 @@ def broker_folder(test_var_dir) -> Path | None:
     tests publish wake-ups there, which a later ``make run`` worker would find. The run uses
     ``test_var_dir``'s instead, emptied before every test (``_clean_shared_state``).
     """
-    if django_settings.CELERY_BROKER_URL != "filesystem://":
+    if not django_settings.CELERY_BROKER_URL.startswith("filesystem://"):
         return None
     from swampclub.celery import app
 
