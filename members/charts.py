@@ -42,6 +42,18 @@ class ScoreChart:
     start: datetime
     end: datetime
     empty: bool
+    # The first and last recorded points the chart draws (the baseline counts as recorded
+    # at ``start``: it is the total that was in force then). Labels name these, never a
+    # value at a moment nobody recorded one.
+    first_at: datetime | None = None
+    first_total: int | None = None
+    last_at: datetime | None = None
+    last_total: int | None = None
+    # One recorded point and no baseline: drawn as a dot at (dot_x, dot_y), since a line
+    # from the point to "now" can be a few pixels long or nothing at all.
+    single: bool = False
+    dot_x: float = 0.0
+    dot_y: float = 0.0
 
 
 def _nice_ceiling(value: int) -> int:
@@ -109,6 +121,9 @@ def score_chart(
         moment = start + timedelta(seconds=span * fraction)
         x_ticks.append((round(CHART_PAD_LEFT + fraction * plot_w, 1), f"{moment:%Y-%m-%d}"))
     start_total = baseline if baseline is not None else (rows[0][1] if rows else current_total)
+    first = steps[0] if steps else (None, None)
+    last = steps[-1] if steps else (None, None)
+    single = baseline is None and len(rows) == 1
     return ScoreChart(
         width=CHART_WIDTH,
         height=CHART_HEIGHT,
@@ -121,6 +136,13 @@ def score_chart(
         start=start,
         end=end,
         empty=empty,
+        first_at=first[0],
+        first_total=first[1],
+        last_at=last[0],
+        last_total=last[1],
+        single=single,
+        dot_x=x_of(rows[0][0]) if single else 0.0,
+        dot_y=y_of(rows[0][1]) if single else 0.0,
     )
 
 

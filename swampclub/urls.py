@@ -3,6 +3,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from swampclub.views import favicon
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
@@ -12,4 +14,5 @@ urlpatterns = [
     path("staff/webhooks/", include("webhooks.staff_urls")),
     path("", include("members.urls")),
     path("", include("accounts.urls")),
+    path("favicon.ico", favicon, name="favicon"),
 ]

@@ -18,8 +18,6 @@ from tests.factories import UserFactory
 from tests.scoring.test_pipeline_integration import (
     _worker_args,
     celery_env,  # noqa: F401 (a fixture start_celery uses)
-    needs_postgres,
-    needs_redis,
     start_celery,  # noqa: F401 (a fixture)
     wait_for,
 )
@@ -385,8 +383,6 @@ def test_job_fails_naming_rows_when_the_database_changed_since_the_dry_run(staff
 
 
 @pytest.mark.slow
-@needs_postgres
-@needs_redis
 @pytest.mark.django_db(transaction=True)
 def test_large_file_is_granted_by_a_real_worker(staff_client, members, start_celery):  # noqa: F811
     rows = 1_200  # over SYNC_MAX_ROWS: the confirmation queues awards.bulk_grant

@@ -2,7 +2,8 @@
 
 Use ``browser_page`` (a Playwright ``Page`` whose relative URLs go to the live server),
 ``browser_errors`` (console errors and uncaught exceptions seen by that page, which is how
-Content-Security-Policy violations show up) and ``login(page, user)`` (signs the page in
+Content-Security-Policy violations show up; any left at the end fails the test) and
+``login(page, user)`` (signs the page in
 as ``user`` through a real session cookie). Tests using them need
 ``pytest.mark.django_db(transaction=True)``: the server thread must see committed rows.
 They are skipped, with the reason, only when Chromium is not installed.
@@ -25,8 +26,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 # - Chromium logs every 4xx response, and a form with invalid input answers 422 by design;
 # - htmx logs a request it aborted itself ("htmx:sendAbort", with "htmx:afterRequest"),
 #   which ``hx-sync="this:replace"`` does whenever a newer check supersedes a running one.
-# Everything else (CSP violations, uncaught exceptions, htmx swap/target errors, 5xx)
-# is collected and fails the tests that assert ``browser_errors == []``.
+# Everything else (CSP violations, uncaught exceptions, htmx swap/target errors, any other
+# 4xx or 5xx, a missing favicon) is collected and fails the test at teardown.
 EXPECTED_CONSOLE_ERRORS = (
     "Failed to load resource: the server responded with a status of 422",
     "htmx:sendAbort",
@@ -83,17 +84,18 @@ def browser_session(live_server, monkeypatch, settings) -> Iterator[BrowserSessi
         session = BrowserSession(page=page, base_url=live_server.url)
 
         def on_console(message) -> None:
-            # Chromium probes /favicon.ico on its own; the site has none.
-            if message.type != "error" or message.location.get("url", "").endswith("/favicon.ico"):
-                return
-            if not message.text.startswith(EXPECTED_CONSOLE_ERRORS):
-                session.errors.append(message.text)
+            if message.type == "error" and not message.text.startswith(EXPECTED_CONSOLE_ERRORS):
+                session.errors.append(f"{message.text} ({message.location.get('url', '')})")
 
         page.on("console", on_console)
         page.on("pageerror", lambda error: session.errors.append(str(error)))
         page.swamp_base_url = live_server.url  # for login()
         try:
             yield session
+            # Every browser test fails on a console error or uncaught exception it did not
+            # expect (CSP violations are console errors), whether or not it looked itself.
+            # A test that provokes one on purpose asserts it and removes it from the list.
+            assert session.errors == [], "console errors or uncaught exceptions in the page"
         finally:
             context.close()
             browser.close()
@@ -129,6 +131,8 @@ def screenshot(page, name: str) -> Path:
     """Save a full-page screenshot as ``docs/screenshots/<name>.png``; return its path."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    # caret="initial": hiding the text caret would inject a <style>, which the CSP blocks.
+    # caret="initial": Playwright's default (caret="hide") hides the text caret by injecting
+    # a <style> element, which the CSP blocks — one "Applying inline style violates ...
+    # 'style-src 'self''" console error per screenshot. The tooling's, not the site's.
     page.screenshot(path=str(path), full_page=True, caret="initial")
     return path

@@ -106,3 +106,28 @@ def test_heatmap_covers_a_year_monday_first():
     ]
     xs = [x for x, _ in heatmap.months]
     assert all(b - a >= 4 * (charts.HEATMAP_CELL + charts.HEATMAP_GAP) for a, b in pairwise(xs))
+
+
+def test_a_single_recorded_point_is_a_dot_with_its_own_date():
+    at = END - timedelta(minutes=5)
+    chart = charts.score_chart(
+        baseline=None, rows=[(at, 1_234)], current_total=1_234, start=START, end=END
+    )
+    assert chart.single
+    assert (chart.first_at, chart.first_total) == (at, 1_234)
+    assert (chart.last_at, chart.last_total) == (at, 1_234)
+    assert chart.dot_x == coords(chart)[0][0]
+    assert chart.dot_y == coords(chart)[0][1]
+
+
+def test_first_and_last_points_are_recorded_ones_not_the_chart_edges():
+    rows = [(START + timedelta(days=10), 40), (START + timedelta(days=60), 900)]
+    chart = charts.score_chart(baseline=None, rows=rows, current_total=900, start=START, end=END)
+    assert not chart.single
+    assert (chart.first_at, chart.first_total) == rows[0]
+    assert (chart.last_at, chart.last_total) == rows[1]
+    with_baseline = charts.score_chart(
+        baseline=7, rows=rows, current_total=900, start=START, end=END
+    )
+    assert (with_baseline.first_at, with_baseline.first_total) == (START, 7)
+    assert not with_baseline.single

@@ -340,3 +340,18 @@ def test_award_text_is_escaped_in_the_history(client):
     assert '<td class="num revoked">+1,500</td>' in html
     granted = award.granted_at.isoformat()
     assert f'<time datetime="{granted}">{award.granted_at:%Y-%m-%d}</time>' in html
+
+
+def test_a_member_scored_once_gets_a_dot_and_an_honest_label(client):
+    member = UserFactory(username="newt")
+    recorded = timezone.now() - timedelta(minutes=3)
+    ScoreHistoryFactory(member=member, recorded_at=recorded, total_score=1_755)
+    UserScoreFactory(member=member, activity_score=1_755)
+    html = client.get("/u/newt/").content.decode()
+    day = f"{recorded:%Y-%m-%d}"
+    assert f"First scored on {day}: 1,755" in html
+    assert f'aria-label="Total score first scored on {day}: 1,755; one recorded point"' in html
+    assert re.search(r'<circle cx="[\d.]+" cy="[\d.]+" r="5" class="score-dot"/>', html)
+    # Never the claim that the member had today's total a year ago.
+    year_ago = f"{timezone.now() - timedelta(days=365):%Y-%m-%d}"
+    assert f"from 1,755 on {year_ago}" not in html

@@ -1,5 +1,6 @@
 """The pipeline for real: concurrent refreshes on PostgreSQL, and a Celery worker (and beat)
-against Redis taking events posted to /ingest all the way to the score API."""
+taking events posted to /ingest all the way to the score API — against PostgreSQL and Redis,
+or, with neither configured, the SQLite file and filesystem broker ``make run`` uses."""
 
 import json
 import os
@@ -34,9 +35,6 @@ from tests.factories import TelemetryEventFactory, UserFactory
 
 needs_postgres = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="needs PostgreSQL row locks"
-)
-needs_redis = pytest.mark.skipif(
-    not os.environ.get("REDIS_URL"), reason="needs Redis (REDIS_URL) for a real worker"
 )
 
 
@@ -122,22 +120,32 @@ def _database_url() -> str:
 
 
 @pytest.fixture
-def celery_env(tmp_path):
-    """Environment for worker/beat subprocesses: the test database, this Redis db, a
-    private var dir (beat's schedule file), fast beat intervals."""
+def celery_env(test_var_dir):
+    """Environment for worker/beat subprocesses: the test database and broker, fast beat.
+
+    On PostgreSQL and Redis the children get their URLs. Without them they get the test
+    run's ``var/`` folder (``SWAMPCLUB_VAR_DIR``), which holds the SQLite test database
+    file and the filesystem broker's folders: the same embedded setup ``make run`` uses.
+    """
     from swampclub.celery import app
 
     # Messages left in the queue by earlier tests would only be no-op runs, but start clean.
     app.control.purge()
+    for schedule in test_var_dir.glob("celerybeat-schedule*"):
+        schedule.unlink()  # an earlier test's beat state
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(),
-        "REDIS_URL": os.environ["REDIS_URL"],
-        "SWAMPCLUB_VAR_DIR": str(tmp_path),
+        "SWAMPCLUB_VAR_DIR": str(test_var_dir),
         "CONSUME_INTERVAL_S": "1",
         "SCORE_BATCH_INTERVAL_S": "1",
         "DJANGO_SETTINGS_MODULE": "swampclub.settings",
     }
+    env.pop("DATABASE_URL", None)
+    env.pop("REDIS_URL", None)
+    if connection.vendor == "postgresql":
+        env["DATABASE_URL"] = _database_url()
+    if settings.REDIS_URL:
+        env["REDIS_URL"] = settings.REDIS_URL
     return env
 
 
@@ -206,8 +214,6 @@ def _cli_event(n: int, command: str, day, hour: int = 10) -> dict:
 
 
 @pytest.mark.slow
-@needs_postgres
-@needs_redis
 @pytest.mark.django_db(transaction=True)
 def test_worker_takes_ingested_events_to_the_score_api(client, start_celery):
     member = UserFactory(username="marsh-runner", password=None)
@@ -250,8 +256,6 @@ def test_worker_takes_ingested_events_to_the_score_api(client, start_celery):
 
 
 @pytest.mark.slow
-@needs_postgres
-@needs_redis
 @pytest.mark.django_db(transaction=True)
 def test_beat_drives_the_pipeline_without_any_wake(start_celery):
     member = UserFactory(password=None)

@@ -47,6 +47,24 @@ def test_seed_demo_runs_the_pipeline_and_is_idempotent():
     assert any(s.streak_days >= 5 for s in scores)  # live streaks
     assert any(s.streak_days == 0 for s in scores)  # and broken ones
     assert len({s.total_score for s in scores}) > 30  # a spread, not one number
+    # A real history: every demo member's score as of each past day of activity, so each
+    # profile chart has a line of more than one point; accounts joined before their first
+    # event, and awards came after joining.
+    for member in users.filter(username__in=HANDLES):
+        recorded = list(
+            ScoreHistory.objects.filter(member=member)
+            .order_by("recorded_at")
+            .values_list("recorded_at", "total_score")
+        )
+        assert len(recorded) > 1, member.username
+        assert recorded[-1][1] == member.score.total_score
+        first_event = min(
+            TelemetryEvent.objects.filter(member=member).values_list("timestamp", flat=True)
+        )
+        assert member.date_joined < first_event
+        assert recorded[0][0].date() == first_event.date()
+        for granted_at in member.awards_received.values_list("granted_at", flat=True):
+            assert member.date_joined < granted_at
     first_sample = sorted(TelemetryEvent.objects.values_list("insert_id", flat=True))[:5]
     history = ScoreHistory.objects.count()
 

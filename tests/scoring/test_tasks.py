@@ -30,6 +30,9 @@ def test_beat_runs_every_stage_with_expiry():
     assert by_task["scoring.events_consume"]["schedule"].total_seconds() == 5
     assert by_task["scoring.scores_process_batch"]["schedule"].total_seconds() == 30
     assert by_task["scoring.heartbeat"]["schedule"].total_seconds() == 30
+    # What a worker does at start: import every app's tasks module. Without it the check
+    # depended on some earlier test having imported awards.tasks.
+    app.loader.import_default_modules()
     for entry in schedule.values():
         assert entry["task"] in app.tasks
         assert 0 < entry["options"]["expires"] <= entry["schedule"].total_seconds()

@@ -73,6 +73,7 @@ EXPECTED: dict[str, Access] = {
     ),
     "api/u/<str:username>/awards": Access("/api/u/{member}/awards", everyone(200), everyone(405)),
     "api/schema": Access("/api/schema", everyone(200), everyone(405)),
+    "favicon.ico": Access("/favicon.ico", everyone(302), everyone(405)),
     # API-key authentication only: a session (even a staff one) is no credential.
     "ingest": Access("/ingest", everyone(405), everyone(401)),
     # --- accounts ------------------------------------------------------------------------

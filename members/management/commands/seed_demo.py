@@ -20,9 +20,11 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from awards.models import Award
 from awards.services import award_grant, award_revoke
 from scoring.apikeys import api_key_create
 from scoring.consumer import events_consume
+from scoring.history import score_history_backfill
 from scoring.management.commands.demo_login import DEMO_STAFF_USERNAME
 from scoring.models import ApiKey, TelemetryEvent
 from scoring.scores import scores_process_batch
@@ -163,10 +165,22 @@ class Command(BaseCommand):
             existing = set(
                 user_model.objects.filter(username__in=HANDLES).values_list("username", flat=True)
             )
+            # Each member's telemetry first (the random sequence is the same as ever), so
+            # every new account can join before its first event.
+            kinds = list(ARCHETYPES)
+            histories = {}
+            for i, handle in enumerate(HANDLES):
+                archetype = "power" if i < 3 else kinds[rng.randrange(len(kinds))]
+                histories[handle] = _member_events(rng, archetype, now)
             new_users = []
             for handle in HANDLES:
                 if handle not in existing:
-                    user = user_model(username=handle, email=f"{handle}@swamp.example")
+                    first_event = min((at for _, at, _ in histories[handle]), default=now)
+                    user = user_model(
+                        username=handle,
+                        email=f"{handle}@swamp.example",
+                        date_joined=_joined_before(first_event, handle),
+                    )
                     user.set_unusable_password()  # demo members never log in
                     new_users.append(user)
             user_model.objects.bulk_create(new_users, ignore_conflicts=True)
@@ -184,12 +198,10 @@ class Command(BaseCommand):
                     )[0]
             key_of = {k.owner_id: k.pk for k in ApiKey.objects.filter(owner__in=members.values())}
 
-            kinds = list(ARCHETYPES)
             rows = []
-            for i, handle in enumerate(HANDLES):
-                archetype = "power" if i < 3 else kinds[rng.randrange(len(kinds))]
+            for handle in HANDLES:
                 member = members[handle]
-                for uid, at, properties in _member_events(rng, archetype, now):
+                for uid, at, properties in histories[handle]:
                     rows.append(
                         TelemetryEvent(
                             insert_id=uid,
@@ -209,11 +221,47 @@ class Command(BaseCommand):
         consumed = events_consume()
         scored = scores_process_batch()
         granted = _demo_awards(members, now=now)
+        # The pipeline scored everyone once, today; their past is scored as of each day by
+        # the same formula, so the profile charts show how each score grew.
+        backfilled = score_history_backfill(
+            member_ids=[m.pk for m in members.values()],
+            until=now.date(),
+            award_points_as_of=_award_points_as_of([m.pk for m in members.values()]),
+        )
         self.stdout.write(
             f"demo members: {len(members)} ({len(new_users)} new, {len(keys)} new API keys); "
             f"events: {stored} new of {len(rows)}; consumed {consumed}; scored {scored}; "
-            f"awards: {granted} new"
+            f"awards: {granted} new; past scores recorded: {backfilled}"
         )
+
+
+def _joined_before(first_event: datetime, handle: str) -> datetime:
+    """When a demo account joined: one to nine days before its first event, at 08:00 UTC."""
+    days = 1 + sum(map(ord, handle)) % 9
+    day = (first_event - timedelta(days=days)).date()
+    return datetime(day.year, day.month, day.day, 8, tzinfo=UTC)
+
+
+def _award_points_as_of(member_ids: list[int]):
+    """A function giving a member's award points in force at a moment, from the ledger:
+    awards granted by then and not revoked by then."""
+    ledger: dict[int, list[tuple[datetime, datetime | None, int]]] = {}
+    awards = Award.objects.filter(recipient_id__in=member_ids).select_related("revocation")
+    for award in awards:
+        revocation = getattr(award, "revocation", None)
+        revoked_at = revocation.revoked_at if revocation is not None else None
+        ledger.setdefault(award.recipient_id, []).append(
+            (award.granted_at, revoked_at, award.points)
+        )
+
+    def points(member_id: int, moment: datetime) -> int:
+        return sum(
+            p
+            for granted_at, revoked_at, p in ledger.get(member_id, [])
+            if granted_at <= moment and (revoked_at is None or revoked_at > moment)
+        )
+
+    return points
 
 
 # (handle, points, reason, category, public, days ago); the key is the position. One lifts its
@@ -247,7 +295,10 @@ def _demo_awards(members: dict, *, now: datetime) -> int:
             source="form",
             category=category,
             public=public,
-            granted_at=now - timedelta(days=days_ago),
+            # Never before the member joined.
+            granted_at=max(
+                now - timedelta(days=days_ago), members[handle].date_joined + timedelta(hours=2)
+            ),
         )
         granted += result.created
     duplicate = members["siltsmith"].awards_received.get(idempotency_key="demo-award-6")
