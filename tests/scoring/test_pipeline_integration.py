@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -175,6 +175,8 @@ def _worker_args() -> tuple[str, ...]:
 
 
 def _cli_event(n: int, command: str, day, hour: int = 10) -> dict:
+    # Never ahead of now: ingest refuses a startedAt more than 5 minutes in the future.
+    hour = min(hour, datetime.now(UTC).hour) if day == utc_today() else hour
     at = f"{day.isoformat()}T{hour:02d}:00:{n % 60:02d}Z"
     return {
         "event": "cli_invocation",
