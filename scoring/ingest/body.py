@@ -9,8 +9,6 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, UnreadablePostError
-from msgspec import DecodeError
-from msgspec.json import Decoder
 
 MAX_DEPTH = 32
 MAX_NUMBER_LENGTH = 100
@@ -19,14 +17,6 @@ MAX_NUMBER_LENGTH = 100
 # parsed body is a \u escape: strict JSON refuses raw control characters and strict UTF-8
 # decoding refuses encoded surrogates. A body without these escapes needs no string scan.
 _UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
-# Numbers the compiled decoder would take where the strict parser refuses (it turns 1e-400
-# into 0.0 and keeps 101-digit mantissas): a body holding anything like one goes the strict
-# way. A false alarm (a UUID with "e-123" in it) only costs the slower parser.
-_RISKY_NUMBER = re.compile(r"[eE]-[0-9]{3}|[0-9.]{101}")
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_INNERMOST = re.compile(r"\[\]|\{\}")
-_decode = Decoder().decode
 
 
 @dataclass(frozen=True)
@@ -101,37 +91,6 @@ def depth_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
-def text_depth_exceeds(text: str, limit: int = MAX_DEPTH) -> bool:
-    """``depth_exceeds`` for valid JSON text, without walking the decoded value.
-
-    Strings are blanked out, then only brackets kept; each pass removes the innermost
-    ``[]``/``{}`` pairs, so a body nested ``d`` deep is empty after ``d`` passes. Every pass
-    is one C-level regex substitution: far cheaper than visiting each node in Python.
-    """
-    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
-    for _ in range(limit):
-        if not brackets:
-            return False
-        brackets = _INNERMOST.sub("", brackets)
-    return bool(brackets)
-
-
-def json_parse(text: str) -> Any:
-    """Decode JSON text as the strict parser does (``ValueError``/``RecursionError`` when
-    not JSON, a non-finite number or one that would not survive storage).
-
-    The compiled msgspec decoder takes the common case (about twice as fast); anything it
-    might read differently — a refused or unusual number, an escaped surrogate — or cannot
-    read at all goes through ``json.loads`` with the strict hooks, which gives the error.
-    """
-    if not _RISKY_NUMBER.search(text):
-        try:
-            return _decode(text)
-        except DecodeError:
-            pass  # the strict parser names the problem
-    return json.loads(text, parse_constant=_reject_constant, parse_float=_parse_float)
-
-
 def ingest_request_parse(request: HttpRequest) -> IngestPayload:
     """Read and parse the JSON body of an ingest request.
 
@@ -183,13 +142,13 @@ def ingest_request_parse(request: HttpRequest) -> IngestPayload:
         raise request_error("invalid_json", "body", f"not valid UTF-8 (byte {exc.start})") from None
     too_deep = f"nested deeper than {MAX_DEPTH} levels"
     try:
-        data = json_parse(text)
+        data = json.loads(text, parse_constant=_reject_constant, parse_float=_parse_float)
     except RecursionError:
         raise request_error(
             "invalid_json", "body", f"nested deeper than {MAX_DEPTH} levels"
         ) from None
     except ValueError as exc:
         raise request_error("invalid_json", "body", f"not valid JSON: {exc}") from None
-    if text_depth_exceeds(text):
+    if depth_exceeds(data):
         raise request_error("invalid_json", "body", too_deep)
     return IngestPayload(data=data, text=text, text_checked=_UNSTORABLE_ESCAPE.search(text) is None)
