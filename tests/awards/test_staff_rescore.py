@@ -15,8 +15,6 @@ from tests.factories import UserFactory
 from tests.scoring.test_pipeline_integration import (
     _worker_args,
     celery_env,  # noqa: F401 (a fixture start_celery uses)
-    needs_postgres,
-    needs_redis,
     start_celery,  # noqa: F401 (a fixture)
     wait_for,
 )
@@ -111,8 +109,6 @@ def test_staff_without_the_permission_get_403(staff_client, scored):
     assert staff_client.get(URL).status_code == 403
 
 
-@needs_postgres
-@needs_redis
 @pytest.mark.django_db(transaction=True)
 def test_apply_runs_on_a_real_worker(client, staff_user, scored, start_celery):  # noqa: F811
     _perm(staff_user, "view_scoringrules")
