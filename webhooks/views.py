@@ -7,11 +7,13 @@ Viewing needs ``webhooks.view_webhookendpoint``; every change needs
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from audit.services import audit_record
 from awards.forms import add_service_error
 from awards.views_staff._common import HtmxHttpRequest, render_page_or_fragment
 from swampclub.http import staff_permission_required
@@ -32,6 +34,16 @@ LIST_TEMPLATE = "staff/webhooks.html"
 DETAIL_TEMPLATE = "staff/webhook_detail.html"
 
 
+def _snapshot(endpoint: WebhookEndpoint) -> dict:
+    # What staff change on an endpoint; never its secret.
+    return {
+        "url": endpoint.url,
+        "event_types": list(endpoint.event_types),
+        "format": endpoint.format,
+        "active": endpoint.active,
+    }
+
+
 @require_http_methods(["GET", "POST"])
 @staff_permission_required(VIEW)
 def endpoints_view(request: HtmxHttpRequest) -> HttpResponse:
@@ -49,7 +61,14 @@ def endpoints_view(request: HtmxHttpRequest) -> HttpResponse:
     created = secret = None
     if form.is_valid():
         try:
-            created, secret = endpoint_create(created_by=request.user, **form.cleaned_data)
+            with transaction.atomic():
+                created, secret = endpoint_create(created_by=request.user, **form.cleaned_data)
+                audit_record(
+                    action="webhook.create",
+                    actor=request.user,
+                    obj=created,
+                    after=_snapshot(created),
+                )
         except ValidationError as error:
             add_service_error(form, error)
     if created:
@@ -75,7 +94,17 @@ def endpoint_active_view(request: HtmxHttpRequest, endpoint_id: int) -> HttpResp
     """Pause (``active=0``) or resume (``active=1``) an endpoint."""
     endpoint = get_object_or_404(WebhookEndpoint, pk=endpoint_id)
     active = request.POST.get("active") == "1"
-    endpoint_set_active(endpoint=endpoint, active=active)
+    before = _snapshot(endpoint)
+    with transaction.atomic():
+        endpoint_set_active(endpoint=endpoint, active=active)
+        endpoint.refresh_from_db()
+        audit_record(
+            action="webhook.resume" if active else "webhook.pause",
+            actor=request.user,
+            obj=endpoint,
+            before=before,
+            after=_snapshot(endpoint),
+        )
     messages.success(request, "Endpoint resumed." if active else "Endpoint paused.")
     return redirect("webhooks:endpoint", endpoint_id=endpoint.pk)
 
@@ -85,7 +114,9 @@ def endpoint_active_view(request: HtmxHttpRequest, endpoint_id: int) -> HttpResp
 def endpoint_rotate_view(request: HtmxHttpRequest, endpoint_id: int) -> HttpResponse:
     """Rotate the signing secret and show the new one, once (never cached)."""
     endpoint = get_object_or_404(WebhookEndpoint, pk=endpoint_id)
-    endpoint, secret = endpoint_rotate_secret(endpoint=endpoint)
+    with transaction.atomic():
+        endpoint, secret = endpoint_rotate_secret(endpoint=endpoint)
+        audit_record(action="webhook.rotate", actor=request.user, obj=endpoint)
     context = {
         "endpoint": endpoint,
         "deliveries": delivery_log_for_endpoint(endpoint),
@@ -101,7 +132,14 @@ def endpoint_rotate_view(request: HtmxHttpRequest, endpoint_id: int) -> HttpResp
 def endpoint_test_view(request: HtmxHttpRequest, endpoint_id: int) -> HttpResponse:
     """Queue a signed ``webhook.test`` event; it shows in the delivery log."""
     endpoint = get_object_or_404(WebhookEndpoint, pk=endpoint_id)
-    endpoint_send_test(endpoint=endpoint)
+    with transaction.atomic():
+        delivery = endpoint_send_test(endpoint=endpoint)
+        audit_record(
+            action="webhook.test",
+            actor=request.user,
+            obj=endpoint,
+            after={"delivery": delivery.pk},
+        )
     messages.success(request, "Test event queued; its delivery appears in the log below.")
     return redirect("webhooks:endpoint", endpoint_id=endpoint.pk)
 
@@ -112,7 +150,14 @@ def delivery_redeliver_view(request: HtmxHttpRequest, delivery_id: int) -> HttpR
     """Send a failed or dead delivery again (same ``webhook-id``)."""
     delivery = get_object_or_404(WebhookDelivery, pk=delivery_id)
     try:
-        delivery_redeliver(delivery=delivery)
+        with transaction.atomic():
+            delivery_redeliver(delivery=delivery)
+            audit_record(
+                action="webhook.redeliver",
+                actor=request.user,
+                obj=delivery,
+                after={"endpoint": delivery.endpoint_id, "message_id": delivery.message_id},
+            )
         messages.success(request, f"Delivery {delivery.message_id} queued again.")
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))

@@ -8,10 +8,12 @@ shows a job's progress (polling itself while it runs) and its report. Dry runs n
 
 from django import forms
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
+from audit.services import audit_record
 from awards.views_staff._common import HtmxHttpRequest, render_page_or_fragment
 from scoring.models import RescoreJob, ScoringRules
 from scoring.rescore import rescore_job_create
@@ -54,9 +56,16 @@ def rescore_view(request: HtmxHttpRequest) -> HttpResponse:
             "scoring.change_scoringrules"
         ):
             raise PermissionDenied
-        job = rescore_job_create(
-            version=form.cleaned_data["version"], kind=kind, requested_by=request.user
-        )
+        with transaction.atomic():
+            job = rescore_job_create(
+                version=form.cleaned_data["version"], kind=kind, requested_by=request.user
+            )
+            audit_record(
+                action=f"rules.{kind}",
+                actor=request.user,
+                obj=job,
+                after={"rules_version": job.rules_id, "kind": kind},
+            )
         return redirect("staff:rescore-job", job_id=job.pk)
     context = {
         "form": form,

@@ -15,8 +15,12 @@ from awards.models import Award, AwardRequest, BulkGrantJob
 from awards.requests import award_grant_or_request
 from scoring.apikeys import api_key_create
 from scoring.consumer import events_consume
+from scoring.models import RescoreJob
+from scoring.rules import rules_get
 from tests.awards.conftest import staff_with
 from tests.factories import UserFactory
+from webhooks.models import WebhookDelivery
+from webhooks.services import endpoint_create, endpoint_send_test
 
 pytestmark = pytest.mark.django_db
 
@@ -132,7 +136,14 @@ def world(boss, ada):
         expires_at=award.created_at.replace(year=award.created_at.year + 1),
     )
     UserFactory(username="bea")
+    endpoint, _ = endpoint_create(url="https://93.184.215.14/hook", event_types=["tier.changed"])
+    delivery = endpoint_send_test(endpoint=endpoint)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(state="dead")  # redeliverable
+    job = RescoreJob.objects.create(rules=rules_get(version=1), kind="dry_run")
     return {
+        "endpoint_id": endpoint.pk,
+        "delivery_id": delivery.pk,
+        "job_id": job.pk,
         "award_id": award.pk,
         "key_id": api_key.pk,
         "request_id": request.pk,
@@ -165,6 +176,19 @@ RECIPES = {
     "staff/awards/requests/<int:request_id>/approve": [{}],
     "staff/awards/requests/<int:request_id>/reject": [{"reason": "Not this time"}],
     "staff/awards/budgets/<str:username>": [{"points": "70000"}],
+    "staff/rescore/": [{"version": "1", "kind": "dry_run"}],
+    "staff/webhooks/": [
+        {
+            "url": "https://93.184.215.15/hook",
+            "event_types": ["award.granted"],
+            "format": "json",
+            "private_awards": "points",
+        }
+    ],
+    "staff/webhooks/<int:endpoint_id>/active": [{"active": "0"}],
+    "staff/webhooks/<int:endpoint_id>/rotate": [{}],
+    "staff/webhooks/<int:endpoint_id>/test": [{}],
+    "staff/webhooks/deliveries/<int:delivery_id>/redeliver": [{}],
 }
 # POST endpoints that write nothing (declared with ``audit_exempt``).
 WRITE_FREE = {"staff/awards/validate"}

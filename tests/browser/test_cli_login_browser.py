@@ -102,7 +102,9 @@ def test_sign_in_confirm_and_the_cli_receives_token_and_state(
     assert "cli-marsh-laptop-1732870000000" in page.inner_text("#key-list")
 
 
-def test_a_foreign_callback_is_refused_and_nothing_is_sent(browser_page, cli_server):
+def test_a_foreign_callback_is_refused_and_nothing_is_sent(
+    browser_page, browser_errors, cli_server
+):
     page = browser_page
     member = UserFactory(username="marsh")
     login(page, member)
@@ -112,6 +114,9 @@ def test_a_foreign_callback_is_refused_and_nothing_is_sent(browser_page, cli_ser
     assert "CLI sign-in refused" in page.inner_text("main")
     assert page.locator("button:has-text('Connect the CLI')").count() == 0
     assert cli_server.received == []
+    # The refusal's 400 is the one console error, on purpose.
+    assert [e for e in browser_errors if "status of 400" in e and "evil.example" in e]
+    browser_errors[:] = [e for e in browser_errors if "status of 400" not in e]
 
 
 def test_keys_page_create_shown_once_copy_and_revoke(browser_page, browser_errors):

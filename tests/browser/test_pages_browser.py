@@ -86,7 +86,7 @@ def site(settings):
         granted_by=staff,
         source="form",
     )
-    api_key_create(owner=member, scopes=["ingest", "award"], name="a laptop in the swamp")
+    api_key_create(owner=member, scopes=["ingest"], name="a laptop in the swamp")
     return {"staff": staff, "member": member}
 
 

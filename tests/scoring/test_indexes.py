@@ -37,6 +37,7 @@ EXPECTED = {
         ("recipient_id", "granted_at"),
         ("granted_at", "id"),
         ("granted_by_id", "granted_at"),
+        ("granted_by_id", "created_at"),  # a granter's budget: points written in 30 days
         ("category", "granted_at"),
     },
 }
