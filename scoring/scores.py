@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
+from django.db.models.constants import OnConflict
 from django.utils import timezone
 
 from scoring.formula import ScoringConstants, activity_score
@@ -34,6 +35,7 @@ from scoring.pipeline import RunKind, pipeline_run_record
 from scoring.rules import rules_in_force
 from scoring.sql import (
     IdArray,
+    ids_in,
     insert_rows,
     is_postgresql,
     pg_insert_arrays,
@@ -184,6 +186,25 @@ def _score_row(member_id: int, values: tuple, now: datetime, *, postgresql: bool
     return tuple(row[c] for c in _SCORE_COLUMNS)
 
 
+def _zero_rows_insert(member_ids: list[int], now: datetime) -> None:
+    """Give each existing user of ``member_ids`` without a score row a row of zeros (the
+    portable first-row path): one ``INSERT OR IGNORE ... SELECT`` from the user table, so
+    unknown ids insert nothing and the users need no read of their own."""
+    quote = connection.ops.quote_name
+    score, user = UserScore._meta, get_user_model()._meta
+    columns = ", ".join(quote(score.get_field(c).column) for c in _SCORE_COLUMNS)
+    pk, username = quote(user.pk.column), quote(user.get_field("username").column)
+    where, params = ids_in(pk, member_ids)
+    insert = connection.ops.insert_statement(on_conflict=OnConflict.IGNORE)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"{insert} {quote(score.db_table)} ({columns}) "  # noqa: S608 - metadata names
+            f"SELECT {pk}, {username}, 0, 0, 0, 1, 0, 0, %s, 1, NULL, NULL "
+            f"FROM {quote(user.db_table)} WHERE {where}",
+            [connection.ops.adapt_datetimefield_value(now), *params],
+        )
+
+
 def scores_refresh(
     *,
     member_ids: Iterable[int],
@@ -235,6 +256,13 @@ def scores_refresh(
         # overlapping members cannot deadlock); the join brings the current username along.
         current = _scores_lock(wanted)
         missing = [i for i in wanted if i not in current]
+        if missing and not postgresql:
+            # A member's first refresh creates the row, then locks it like the others: a
+            # row inserted meanwhile by a concurrent refresh is waited for and read after
+            # that refresh commits, never overwritten from stale zeros.
+            _zero_rows_insert(missing, now)
+            current.update(_scores_lock(missing))
+            missing = []
         users: dict[int, str] = {}
         if missing:
             users = dict(
@@ -243,18 +271,6 @@ def scores_refresh(
                 .order_by("pk")
                 .values_list("pk", "username")
             )
-        if users and not postgresql:
-            # A member's first refresh creates the row, then locks it like the others: a
-            # row inserted meanwhile by a concurrent refresh is waited for and read after
-            # that refresh commits, never overwritten from stale zeros.
-            insert_rows(
-                UserScore,
-                _SCORE_COLUMNS,
-                [(i, name, 0, 0, 0, 1, 0, 0, now, 1, None, None) for i, name in users.items()],
-                ignore_conflicts=True,
-            )
-            current.update(_scores_lock(list(users)))
-            users = {}
         # Read after the lock, like the metrics: a rescore activates its version before it
         # locks anyone, so a refresh holding a lock it waited for sees the new version.
         rules = _Rules.in_force()
