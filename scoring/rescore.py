@@ -215,8 +215,8 @@ def rescore_apply(
     through ``scores_refresh`` with cause ``rules``. Guarantees: award points and badge
     claims are never taken away (claims may be added for a tier reached); one TierChange
     per member whose tier moved; ScoreHistory rows record the version; re-running (or
-    resuming after a crash) has no further effect beyond ``computed_at``. Raises
-    ``ScoringRules.DoesNotExist`` for an unknown version.
+    resuming after a crash) has no further effect (on a later day, beyond ``as_of`` and
+    ``computed_at``). Raises ``ScoringRules.DoesNotExist`` for an unknown version.
     """
     rules_for_version(version)  # validate before changing anything
     with transaction.atomic(durable=True):
