@@ -15,19 +15,6 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES_DIR = REPO_ROOT / "tests" / "fixtures" / "cli-wire"
-# The shared recordings beside the repository (``../shared``; one level further up from a
-# worktree kept in a subfolder); absent on a clean clone, e.g. in CI.
-SHARED_FIXTURES_DIR = next(
-    (
-        candidate
-        for candidate in (
-            REPO_ROOT.parent / "shared" / "fixtures" / "cli-wire",
-            REPO_ROOT.parent.parent / "shared" / "fixtures" / "cli-wire",
-        )
-        if candidate.is_dir()
-    ),
-    REPO_ROOT.parent / "shared" / "fixtures" / "cli-wire",
-)
 
 CLI_VERSION = "20260822.120000.0-sha.06b61472"
 USER_AGENT = f"swamp-cli/{CLI_VERSION}"

@@ -1,9 +1,7 @@
 """The swamp CLI's sign-in contract (SPEC §10), replayed from its recorded requests."""
 
-import filecmp
 import json
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -23,18 +21,7 @@ from tests.scoring.test_cli_wire import RECORDED_DAY, post_recorded
 
 pytestmark = pytest.mark.django_db
 
-ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "swamp-pass-123"  # UserFactory's
-
-
-def _shared_fixtures() -> Path | None:
-    # The recorded originals live in a ``shared`` folder beside the checkout (or beside the
-    # folder of worktrees); a clean clone may have none, and then the copies stand alone.
-    for base in (ROOT.parent, ROOT.parent.parent):
-        candidate = base / "shared" / "fixtures" / "cli-auth"
-        if candidate.is_dir():
-            return candidate
-    return None
 
 
 def _send(client: Client, request: dict, body: dict | None = None, **header_overrides: str):
@@ -57,16 +44,6 @@ def _sign_in(client: Client, username: str, password: str):
         {"username": username, "password": password},
         content_type="application/json",
     )
-
-
-def test_the_copied_fixtures_are_the_recorded_ones():
-    shared = _shared_fixtures()
-    if shared is None:
-        pytest.skip("no shared/fixtures/cli-auth beside this checkout")
-    names = sorted(p.name for p in shared.iterdir())
-    assert names == sorted(p.name for p in FIXTURES.iterdir())
-    _, mismatch, errors = filecmp.cmpfiles(shared, FIXTURES, names, shallow=False)
-    assert (mismatch, errors) == ([], [])
 
 
 def test_replaying_the_recorded_login_gives_a_key_whose_telemetry_is_scored(settings):

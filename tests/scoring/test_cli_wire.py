@@ -5,7 +5,6 @@ sent. Every one must be answered 202 and scored exactly; the acceptance rule (on
 pipeline reads is validated) is checked with unknown fields and drifted types at every level.
 """
 
-import filecmp
 import json
 from datetime import date
 
@@ -16,7 +15,6 @@ from scoring.models import TelemetryEvent, UserScore
 from scoring.scores import scores_process_batch
 from tests.cli_wire import (
     FIXTURES_DIR,
-    SHARED_FIXTURES_DIR,
     cli_body,
     cli_entry,
     cli_post,
@@ -69,16 +67,6 @@ def test_the_recordings_are_present():
     names = {path.name for path in fixture_files()}
 
     assert {"batch-workflow-child-error.json", "single-bare.json"} <= names
-
-
-@pytest.mark.skipif(not SHARED_FIXTURES_DIR.is_dir(), reason="no shared recordings beside")
-def test_in_repo_recordings_equal_the_shared_ones():
-    shared = sorted(path.name for path in SHARED_FIXTURES_DIR.iterdir())
-    ours = sorted(path.name for path in FIXTURES_DIR.iterdir())
-
-    assert ours == shared
-    for name in shared:
-        assert filecmp.cmp(SHARED_FIXTURES_DIR / name, FIXTURES_DIR / name, shallow=False), name
 
 
 @pytest.mark.parametrize("path", fixture_files(), ids=lambda path: path.name)

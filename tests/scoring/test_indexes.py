@@ -63,7 +63,7 @@ def test_hot_tables_have_no_redundant_index(model):
     assert not [name for name in indexes if name.endswith("_like")]
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's index catalog")
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL: its index catalog")
 def test_events_table_has_exactly_the_named_indexes():
     with connection.cursor() as cursor:
         cursor.execute(
@@ -99,7 +99,9 @@ def test_insert_id_is_still_unique(member):
         )  # fmt: skip
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL storage parameters")
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="needs PostgreSQL: storage parameters"
+)
 def test_churned_tables_are_vacuumed_after_a_small_share_of_dead_rows():
     with connection.cursor() as cursor:
         cursor.execute(

@@ -218,7 +218,9 @@ def test_array_literals():
     assert _array_literal(['a"b', "c\\d", None]) == '{"a\\"b","c\\\\d",NULL}'
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="real concurrent transactions")
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="needs PostgreSQL: real concurrent transactions"
+)
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_first_refreshes_create_each_row_once_with_the_latest_metrics():
     members = members_batch(20)
