@@ -32,8 +32,8 @@ from django.utils import timezone
 from audit.services import audit_record
 from awards.budgets import BudgetExceeded, budget_exceeded_message, budget_get
 from awards.models import Award, BulkGrantJob
+from awards.recipients import totals_for_members, usernames_to_members
 from awards.requests import awards_grant_governed, grants_route
-from awards.selectors_staff import totals_for_members, usernames_to_members
 from awards.services import BulkGrantError, GrantSpec, awards_bulk_check, awards_grant_bulk
 from scoring.tiers import Tier, tier_for_total
 

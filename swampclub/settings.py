@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "scoring",
     "awards",
     "members",
+    "staff",
 ]
 
 MIDDLEWARE = [

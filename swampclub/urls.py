@@ -10,7 +10,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("scoring.urls")),
     path("", include("awards.urls")),
-    path("staff/", include("awards.staff_urls")),
+    path("staff/", include("staff.urls")),
     path("staff/webhooks/", include("webhooks.staff_urls")),
     path("", include("members.urls")),
     path("", include("accounts.urls")),

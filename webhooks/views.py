@@ -14,8 +14,8 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from audit.services import audit_record
-from awards.forms import add_service_error
-from awards.views_staff._common import HtmxHttpRequest, render_page_or_fragment
+from staff.forms import add_service_error
+from staff.htmx import HtmxHttpRequest, render_page_or_fragment
 from swampclub.http import staff_permission_required
 from webhooks.forms import EndpointForm
 from webhooks.models import WebhookDelivery, WebhookEndpoint

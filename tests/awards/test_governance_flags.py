@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from awards.models import Award
-from awards.selectors_flags import award_flags, percentile_points
+from staff.selectors.flags import award_flags, percentile_points
 from tests.awards.conftest import staff_with
 from tests.factories import AwardFactory, UserFactory
 

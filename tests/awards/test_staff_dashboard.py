@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from awards.selectors_staff import pipeline_health
 from scoring.models import PipelineRun, TierChange
+from staff.selectors.dashboard import pipeline_health
 from tests.factories import (
     AwardFactory,
     AwardRevocationFactory,
@@ -80,8 +80,8 @@ def test_stage_is_late_after_three_intervals(settings):
 
 
 def test_queue_counts_are_capped(staff_client, member, monkeypatch):
-    monkeypatch.setattr("awards.selectors_staff.COUNT_CAP", 4)
-    monkeypatch.setattr("awards.templatetags.staff_extras.COUNT_CAP", 4)
+    monkeypatch.setattr("staff.selectors.dashboard.COUNT_CAP", 4)
+    monkeypatch.setattr("staff.templatetags.staff_extras.COUNT_CAP", 4)
     TelemetryEventFactory.create_batch(6, member=member)
     assert pipeline_health().pending_events == 5
     html = staff_client.get("/staff/").content.decode()

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from awards.selectors_lineage import event_lineage_for_member, rejected_events_for_member
+from staff.selectors.lineage import event_lineage_for_member, rejected_events_for_member
 from tests.factories import MemberMetricsFactory, TelemetryEventFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,7 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from awards.models import Award, AwardRevocation
-from awards.selectors_staff import heatmap_build
+from staff.selectors.member_detail import heatmap_build
 from tests.factories import (
     AwardFactory,
     AwardRevocationFactory,

@@ -16,8 +16,8 @@ from audit.selectors import (
     audit_page,
     audit_rows_for_export,
 )
-from awards.views_staff._common import HtmxHttpRequest, render_page_or_fragment
-from awards.views_staff.award_list import _cell
+from staff.htmx import HtmxHttpRequest, render_page_or_fragment
+from staff.views.award_list import _cell
 from swampclub.http import json_error, staff_permission_required
 
 TEMPLATE = "staff/audit.html"

@@ -9,13 +9,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import trigger_client_event
 
 from audit.middleware import audit_exempt
-from awards.forms import AwardGrantForm, PreviewForm, add_service_error, idempotency_key_new
 from awards.models import Award
+from awards.recipients import grant_preview
 from awards.requests import RequestConflict, award_grant_or_request
-from awards.selectors_staff import awards_recent, grant_preview, members_search
 from awards.services import AwardConflict
-from awards.views_staff._common import HtmxHttpRequest, htmx_target
 from scoring.tiers import tier_for_total
+from staff.forms import AwardGrantForm, PreviewForm, add_service_error, idempotency_key_new
+from staff.htmx import HtmxHttpRequest, htmx_target
+from staff.selectors.dashboard import awards_recent
+from staff.selectors.member_search import members_search
 from swampclub.http import staff_permission_required
 
 TEMPLATE = "staff/award_grant.html"

@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from awards.budgets import budget_override_set, budgets_overview
-from awards.views_staff._common import HtmxHttpRequest
+from staff.htmx import HtmxHttpRequest
 from swampclub.http import staff_permission_required
 
 TEMPLATE = "staff/budgets.html"

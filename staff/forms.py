@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from awards.models import Award
-from awards.selectors_staff import member_by_username
+from awards.recipients import member_by_username
 from scoring.models import ApiKey
 
 

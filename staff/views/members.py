@@ -5,19 +5,19 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET
 
-from awards.forms import AwardGrantForm
-from awards.selectors_lineage import (
+from staff.forms import AwardGrantForm
+from staff.htmx import HtmxHttpRequest, htmx_target, render_page_or_fragment
+from staff.selectors.lineage import (
     LINEAGE_PER_GROUP,
     event_lineage_for_member,
     rejected_events_for_member,
 )
-from awards.selectors_staff import (
+from staff.selectors.member_detail import (
     MEMBER_HISTORY_LIMIT,
     award_count_for_member,
     award_history_for_member_staff,
     member_detail,
 )
-from awards.views_staff._common import HtmxHttpRequest, htmx_target, render_page_or_fragment
 from swampclub.http import staff_permission_required
 
 TEMPLATE = "staff/member_detail.html"

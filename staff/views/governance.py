@@ -4,9 +4,9 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from awards.selectors_flags import award_flags
-from awards.selectors_requests import award_requests_pending
-from awards.views_staff._common import HtmxHttpRequest
+from staff.htmx import HtmxHttpRequest
+from staff.selectors.flags import award_flags
+from staff.selectors.requests import award_requests_pending
 from swampclub.http import staff_permission_required
 
 TEMPLATE = "staff/governance.html"
@@ -16,7 +16,7 @@ TEMPLATE = "staff/governance.html"
 @staff_permission_required()
 def governance_panel(request: HtmxHttpRequest) -> HttpResponse:
     """``#governance``: requests waiting for approval (with the preview of approving each)
-    and the flags of unusual grants (``awards.selectors_flags``).
+    and the flags of unusual grants (``staff.selectors.flags``).
 
     Loaded by the dashboard after the page (and reloaded after grants and decisions), so the
     dashboard itself stays as cheap as before; without JavaScript it is a page of its own.

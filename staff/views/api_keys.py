@@ -9,10 +9,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
 from awards.audited import api_key_create_audited, api_key_revoke_audited
-from awards.forms import ApiKeyCreateForm, add_service_error
-from awards.views_staff._common import HtmxHttpRequest, render_page_or_fragment
 from scoring.apikeys import api_keys_list
 from scoring.models import ApiKey
+from staff.forms import ApiKeyCreateForm, add_service_error
+from staff.htmx import HtmxHttpRequest, render_page_or_fragment
 from swampclub.http import staff_permission_required
 
 TEMPLATE = "staff/api_keys.html"

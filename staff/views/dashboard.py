@@ -3,9 +3,9 @@
 from django.http import HttpResponse
 from django.views.decorators.http import require_GET
 
-from awards.selectors_staff import awards_recent, pipeline_health, tier_changes_recent
-from awards.views_staff._common import HtmxHttpRequest, htmx_target, render_page_or_fragment
 from scoring.drift import clients_summary
+from staff.htmx import HtmxHttpRequest, htmx_target, render_page_or_fragment
+from staff.selectors.dashboard import awards_recent, pipeline_health, tier_changes_recent
 from swampclub.http import staff_permission_required
 
 TEMPLATE = "staff/dashboard.html"

@@ -14,11 +14,11 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from audit.services import audit_record
-from awards.views_staff._common import HtmxHttpRequest, render_page_or_fragment
 from scoring.models import RescoreJob, ScoringRules
 from scoring.rescore import rescore_job_create
 from scoring.rules import rules_constants, rules_in_force
 from scoring.tiers import tier_get
+from staff.htmx import HtmxHttpRequest, render_page_or_fragment
 from swampclub.http import staff_permission_required
 
 RECENT_JOBS = 20

@@ -6,8 +6,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from awards.bulk import MAX_BYTES, SYNC_MAX_ROWS, bulk_dry_run, bulk_job_confirm, bulk_job_get
-from awards.forms import BulkConfirmForm, BulkUploadForm
-from awards.views_staff._common import HtmxHttpRequest, render_page_or_fragment
+from staff.forms import BulkConfirmForm, BulkUploadForm
+from staff.htmx import HtmxHttpRequest, render_page_or_fragment
 from swampclub.http import staff_permission_required
 
 TEMPLATE = "staff/bulk.html"

@@ -2,8 +2,7 @@
 
 from django.urls import path
 
-from awards import views_revoke
-from awards.views_staff import (
+from staff.views import (
     api_keys,
     audit,
     award_list,
@@ -15,6 +14,7 @@ from awards.views_staff import (
     members,
     requests,
     rescore,
+    revoke,
 )
 
 app_name = "staff"
@@ -27,7 +27,7 @@ urlpatterns: list = [
     path("awards/preview", grant.award_preview, name="award-preview"),
     path("awards/bulk", bulk.bulk_grant_view, name="award-bulk"),
     path("awards/bulk/<uuid:token>", bulk.bulk_job_view, name="award-bulk-job"),
-    path("awards/<int:award_id>/revoke", views_revoke.award_revoke_view, name="award-revoke"),
+    path("awards/<int:award_id>/revoke", revoke.award_revoke_view, name="award-revoke"),
     path("members/search", grant.member_search, name="member-search"),
     path("members/<str:username>/", members.member_detail_view, name="member-detail"),
     path("api-keys/", api_keys.api_keys_view, name="api-keys"),

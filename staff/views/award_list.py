@@ -7,9 +7,9 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from awards.forms import AwardFilterForm
-from awards.selectors_staff import AwardFilters, award_list, award_list_page
-from awards.views_staff._common import HtmxHttpRequest, render_page_or_fragment
+from staff.forms import AwardFilterForm
+from staff.htmx import HtmxHttpRequest, render_page_or_fragment
+from staff.selectors.award_list import AwardFilters, award_list, award_list_page
 from swampclub.http import staff_permission_required
 
 TEMPLATE = "staff/award_list.html"

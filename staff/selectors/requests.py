@@ -6,7 +6,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from awards.models import AwardRequest
-from awards.selectors_staff import totals_for_members
+from awards.recipients import totals_for_members
 from scoring.tiers import Tier, tier_for_total
 
 LIST_LIMIT = 200

@@ -8,11 +8,11 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
-from awards.forms import RequestRejectForm
 from awards.models import AwardRequest
 from awards.requests import award_request_approve, award_request_reject
-from awards.selectors_requests import award_request_row, award_requests_list
-from awards.views_staff._common import HtmxHttpRequest, render_page_or_fragment
+from staff.forms import RequestRejectForm
+from staff.htmx import HtmxHttpRequest, render_page_or_fragment
+from staff.selectors.requests import award_request_row, award_requests_list
 from swampclub.http import staff_permission_required
 
 TEMPLATE = "staff/award_requests.html"

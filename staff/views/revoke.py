@@ -13,7 +13,7 @@ from awards.selectors import award_get
 from awards.services import REASON_MAX, REASON_MIN
 from swampclub.http import staff_permission_required
 
-TEMPLATE = "awards/revoke.html"
+TEMPLATE = "staff/award_revoke.html"
 
 
 class RevokeForm(forms.Form):

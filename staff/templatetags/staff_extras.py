@@ -3,15 +3,11 @@
 from django import template
 from django.utils.safestring import SafeString
 
-from awards.selectors_staff import (
-    COUNT_CAP,
-    HEATMAP_CELL,
-    Heatmap,
-    award_reason_for,
-    award_staff_note_for,
-)
-from awards.selectors_staff import tier_name as _tier_name
+from awards.private_text import award_reason_for, award_staff_note_for
 from members.charts import heatmap_rects
+from staff.selectors.dashboard import COUNT_CAP
+from staff.selectors.member_detail import HEATMAP_CELL, Heatmap
+from staff.selectors.member_detail import tier_name as _tier_name
 
 register = template.Library()
 
