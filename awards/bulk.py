@@ -32,10 +32,10 @@ from django.utils import timezone
 from audit.services import audit_record
 from awards.budgets import BudgetExceeded, budget_exceeded_message, budget_get
 from awards.models import Award, BulkGrantJob
-from awards.recipients import totals_for_members, usernames_to_members
+from awards.recipients import GrantPreview, totals_for_members, usernames_to_members
 from awards.requests import awards_grant_governed, grants_route
 from awards.services import BulkGrantError, GrantSpec, awards_bulk_check, awards_grant_bulk
-from scoring.tiers import Tier, tier_for_total
+from scoring.tiers import tier_for_total
 
 logger = logging.getLogger("swampclub.bulk")
 
@@ -78,17 +78,6 @@ class BulkRow:
     warning: str = ""
 
 
-@dataclass(frozen=True)
-class TierImpact:
-    """A member whose tier the file would change."""
-
-    username: str
-    current_total: int
-    new_total: int
-    current_tier: Tier
-    new_tier: Tier
-
-
 @dataclass
 class BulkReport:
     """The result of a dry run."""
@@ -97,7 +86,7 @@ class BulkReport:
     sha256: str
     rows: list[BulkRow] = field(default_factory=list)
     file_errors: list[str] = field(default_factory=list)
-    tier_impacts: list[TierImpact] = field(default_factory=list)
+    tier_impacts: list[GrantPreview] = field(default_factory=list)
     job: BulkGrantJob | None = None
 
     @property
@@ -335,7 +324,7 @@ def _staff_note(filename: str, number: int) -> str:
     return f"Bulk file “{filename or 'upload'}”, row {number}."[:2000]
 
 
-def _tier_impacts(rows: Iterable[BulkRow]) -> list[TierImpact]:
+def _tier_impacts(rows: Iterable[BulkRow]) -> list[GrantPreview]:
     gains: dict[int, int] = defaultdict(int)
     names: dict[int, str] = {}
     for row in rows:
@@ -347,7 +336,7 @@ def _tier_impacts(rows: Iterable[BulkRow]) -> list[TierImpact]:
         before, after = tier_for_total(totals[member_id]), tier_for_total(totals[member_id] + gain)
         if before.ordinal != after.ordinal:
             impacts.append(
-                TierImpact(
+                GrantPreview(
                     names[member_id], totals[member_id], totals[member_id] + gain, before, after
                 )
             )

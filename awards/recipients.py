@@ -16,7 +16,8 @@ User = get_user_model()
 
 @dataclass(frozen=True)
 class GrantPreview:
-    """What granting ``points`` to a member would do to their total and tier."""
+    """What granting some points to a member would do to their total and tier: the grant
+    form's preview, an award request's approval preview, a bulk file's tier impacts."""
 
     username: str
     current_total: int
@@ -30,17 +31,22 @@ class GrantPreview:
         return self.new_tier.ordinal != self.current_tier.ordinal
 
 
+def grant_preview_from_total(*, username: str, current_total: int, points: int) -> GrantPreview:
+    """The preview of ``points`` more for a member whose current total is known."""
+    new_total = current_total + points
+    return GrantPreview(
+        username=username,
+        current_total=current_total,
+        new_total=new_total,
+        current_tier=tier_for_total(current_total),
+        new_tier=tier_for_total(new_total),
+    )
+
+
 def grant_preview(*, member, points: int) -> GrantPreview:
     """The member's current total (as last computed) and the total after ``points`` more."""
     current = member_current_total(member=member)
-    new_total = current + points
-    return GrantPreview(
-        username=member.username,
-        current_total=current,
-        new_total=new_total,
-        current_tier=tier_for_total(current),
-        new_tier=tier_for_total(new_total),
-    )
+    return grant_preview_from_total(username=member.username, current_total=current, points=points)
 
 
 def member_current_total(*, member) -> int:

@@ -8,7 +8,6 @@ attributes and CSS classes (the content security policy forbids inline ``style``
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Protocol
 
 from django.utils.safestring import SafeString, mark_safe
 
@@ -158,7 +157,7 @@ class HeatmapCell:
 
 @dataclass(frozen=True)
 class Heatmap:
-    """Cells for the ``HEATMAP_DAYS`` days ending ``today``, one column per Monday-first week."""
+    """Cells for the days ending ``last_day``, one column per Monday-first week."""
 
     width: int
     height: int
@@ -171,13 +170,17 @@ class Heatmap:
     last_day: date
 
 
-def active_day_heatmap(*, active_dates: Iterable[str | date], today: date) -> Heatmap:
-    """Lay out the active-day heatmap for the ``HEATMAP_DAYS`` days ending ``today``.
+def active_day_heatmap(
+    *, active_dates: Iterable[str | date], today: date, days: int = HEATMAP_DAYS
+) -> Heatmap:
+    """Lay out the active-day heatmap for the ``days`` days ending ``today``.
 
-    ``active_dates`` are ISO strings or dates (as stored in MemberMetrics.active_dates);
-    dates outside the range and unparsable strings are ignored.
+    The one heatmap layout: the profile shows ``HEATMAP_DAYS`` days, the staff member page
+    whole weeks (``heatmap_weeks_days``). ``active_dates`` are ISO strings or dates (as
+    stored in MemberMetrics.active_dates); dates outside the range and unparsable values
+    are ignored.
     """
-    first_day = today - timedelta(days=HEATMAP_DAYS - 1)
+    first_day = today - timedelta(days=days - 1)
     active: set[date] = set()
     for value in active_dates:
         try:
@@ -191,7 +194,7 @@ def active_day_heatmap(*, active_dates: Iterable[str | date], today: date) -> He
     week_zero = first_day - timedelta(days=first_day.weekday())  # Monday of the first week
     cells: list[HeatmapCell] = []
     months: list[tuple[int, str]] = []
-    for offset in range(HEATMAP_DAYS):
+    for offset in range(days):
         day = first_day + timedelta(days=offset)
         col = (day - week_zero).days // 7
         x = HEATMAP_LEFT + col * pitch
@@ -220,14 +223,15 @@ def active_day_heatmap(*, active_dates: Iterable[str | date], today: date) -> He
 _WEEKDAYS = [(0, "Mon"), (2, "Wed"), (4, "Fri")]
 
 
-class _Cell(Protocol):
-    x: int
-    y: int
-    day: date
-    active: bool
+def heatmap_weeks_days(*, today: date, weeks: int) -> int:
+    """How many days ``weeks`` whole weeks span: from the Monday ``weeks - 1`` weeks before
+    ``today``'s week through ``today`` (the ``days`` of a heatmap of whole weeks)."""
+    return (weeks - 1) * 7 + today.weekday() + 1
 
 
-def heatmap_rects(cells: Iterable[_Cell], *, size: int, day_format: str = "%Y-%m-%d") -> SafeString:
+def heatmap_rects(
+    cells: Iterable[HeatmapCell], *, size: int, day_format: str = "%Y-%m-%d"
+) -> SafeString:
     """A heatmap's day squares as SVG ``<rect>``s, each with a ``<title>`` tooltip, in one pass.
 
     Shared by the profile and the staff member page. Built in Python rather than with a

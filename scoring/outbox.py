@@ -26,7 +26,7 @@ from django.db import transaction
 
 from scoring.models import OutboxEvent, TierChange
 from scoring.sql import insert_rows
-from scoring.tiers import tier_get
+from scoring.tiers import tier_or_placeholder
 
 logger = logging.getLogger("swampclub.outbox")
 
@@ -53,11 +53,7 @@ def event_id_new() -> str:
 
 def tier_json(ordinal: int) -> dict[str, Any]:
     """A tier as it appears in event payloads: ``{"ordinal", "name"}``."""
-    try:
-        name = tier_get(ordinal).name
-    except KeyError:
-        name = f"Tier {ordinal}"
-    return {"ordinal": ordinal, "name": name}
+    return {"ordinal": ordinal, "name": tier_or_placeholder(ordinal).name}
 
 
 def outbox_listener_register(listener: Callable[[], None]) -> None:

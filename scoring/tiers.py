@@ -40,6 +40,15 @@ def tier_get(ordinal: int) -> Tier:
     raise KeyError(ordinal)
 
 
+def tier_or_placeholder(ordinal: int) -> Tier:
+    """The tier with this ordinal, or a stand-in named "Tier N" (floor 0) for an ordinal no
+    longer configured: scores computed before the tier table was shortened still show."""
+    try:
+        return tier_get(ordinal)
+    except KeyError:
+        return Tier(ordinal=ordinal, name=f"Tier {ordinal}", floor=0)
+
+
 def tiers_between(old: int, new: int) -> list[Tier]:
     """Tiers with ordinal in (old, new], lowest first — the badges a rise from old to new earns."""
     return [t for t in tiers_all() if old < t.ordinal <= new]

@@ -142,12 +142,6 @@ class AwardGrantForm(forms.Form):
         return note
 
 
-class AwardRevokeForm(forms.Form):
-    """The reason for revoking an award."""
-
-    reason = forms.CharField(min_length=3, max_length=500, widget=forms.TextInput)
-
-
 class PreviewForm(forms.Form):
     """The preview's query string: both fields must be usable for a preview to show."""
 

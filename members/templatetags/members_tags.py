@@ -20,10 +20,14 @@ register = template.Library()
 _PATH_SAFE = "!$&'()*+,;=" + "/~:@"
 
 
-def _grouped(number: int) -> str:
-    """``1234567`` → ``"1,234,567"``: ``intcomma`` for this site's only locale (en-us),
-    without its per-call locale lookups."""
-    return f"{number:,}"
+@register.filter
+def num(value) -> str:
+    """``{{ 1234567|num }}`` → ``"1,234,567"``: the site's one number filter, ``intcomma``
+    for its only locale (en-us) without the per-call locale lookups ("" for None)."""
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return "" if value is None else str(value)
 
 
 @register.filter
@@ -34,17 +38,18 @@ def signed(value: int | None) -> str:
         return ""
     number = int(value)
     if number > 0:
-        return f"+{_grouped(number)}"
+        return f"+{num(number)}"
     if number < 0:
-        return f"\u2212{_grouped(-number)}"
+        return f"\u2212{num(-number)}"
     return "0"
 
 
 @register.simple_tag
-def heatmap_cells(heatmap: Heatmap) -> SafeString:
-    """``{% heatmap_cells heatmap %}``: the profile heatmap's day squares (see
-    ``members.charts.heatmap_rects``)."""
-    return heatmap_rects(heatmap.cells, size=heatmap.cell)
+def heatmap_cells(heatmap: Heatmap, day_format: str = "%Y-%m-%d") -> SafeString:
+    """``{% heatmap_cells heatmap %}``: a heatmap's day squares, tooltips dated with
+    ``day_format`` (see ``members.charts.heatmap_rects``); the profile and the staff member
+    page both draw theirs with it."""
+    return heatmap_rects(heatmap.cells, size=heatmap.cell, day_format=day_format)
 
 
 @cache
@@ -81,10 +86,10 @@ def board_rows(page: BoardPage, me: str | None = None) -> SafeString:
             loss = " loss" if entry.gain < 0 else ""
             numbers = (
                 f'<td class="num{loss}">{signed(entry.gain)}</td>'
-                f'<td class="num muted">{_grouped(entry.total_score)}</td>'
+                f'<td class="num muted">{num(entry.total_score)}</td>'
             )
         else:
-            numbers = f'<td class="num">{_grouped(entry.total_score)}</td>'
+            numbers = f'<td class="num">{num(entry.total_score)}</td>'
         rows.append(
             f'<tr{mark}><td class="num">{int(entry.rank)}</td>'
             f'<td><a href="{url}">{name}</a></td>'
@@ -118,7 +123,7 @@ def _award_row(award: AwardRow) -> str:
     return (
         f'<tr class="award-row{" is-revoked" if revoked else ""}">'
         f'<td><time datetime="{granted.isoformat()}">{granted:%Y-%m-%d}</time></td>'
-        f'<td class="num{" revoked" if revoked else ""}">+{_grouped(award.points)}</td>'
+        f'<td class="num{" revoked" if revoked else ""}">+{num(award.points)}</td>'
         f"<td{struck}>{category}</td><td{struck}>{reason}</td><td>{status}</td></tr>"
     )
 
@@ -139,9 +144,9 @@ def exact(value) -> str:
         return ""
     number = Fraction(value)
     if number.denominator == 1:
-        return _grouped(number.numerator)
+        return num(number.numerator)
     text = exact_text(number)
     if "." in text:
         whole, decimals = text.split(".")
-        return f"{_grouped(int(whole))}.{decimals}"
+        return f"{num(int(whole))}.{decimals}"
     return text

@@ -3,21 +3,19 @@ claims and changes, and the member's award history (a fixed number of queries pe
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 
 from django.utils import timezone
 
 from awards.models import Award
+from members.charts import Heatmap, active_day_heatmap, heatmap_weeks_days
 from scoring.models import MemberMetrics, TierBadgeClaim, TierChange, UserScore
-from scoring.tiers import Tier, tier_for_total, tier_get
+from scoring.tiers import Tier, tier_for_total
 
 # A member's staff page lists this many awards; the full list is on /staff/awards/.
 MEMBER_HISTORY_LIMIT = 100
+# The heatmap shows this many whole weeks, today's last.
 HEATMAP_WEEKS = 53
-HEATMAP_CELL = 11
-HEATMAP_GAP = 2
-HEATMAP_TOP = 14
-HEATMAP_LEFT = 26
 
 
 @dataclass(frozen=True)
@@ -28,76 +26,11 @@ class GroupCount:
     count: int
 
 
-@dataclass(frozen=True)
-class HeatCell:
-    """One day of the heatmap, positioned for SVG."""
-
-    day: date
-    x: int
-    y: int
-    active: bool
-
-
-@dataclass(frozen=True)
-class Heatmap:
-    """A year of active days, one column per week (Monday at the top)."""
-
-    cells: list[HeatCell]
-    months: list[tuple[int, str]]  # (x, label)
-    width: int
-    height: int
-    active_days: int
-    first: date
-    last: date
-
-    @property
-    def weekday_labels(self) -> list[tuple[int, str]]:
-        """(y, label) for Monday, Wednesday and Friday rows."""
-        step = HEATMAP_CELL + HEATMAP_GAP
-        return [(HEATMAP_TOP + day * step + HEATMAP_CELL - 2, name) for day, name in WEEKDAYS]
-
-
-WEEKDAYS = [(0, "Mon"), (2, "Wed"), (4, "Fri")]
-
-
 def heatmap_build(*, active_dates: Iterable[str], today: date) -> Heatmap:
-    """Lay out the ``HEATMAP_WEEKS`` weeks ending with ``today``'s week as SVG cells.
-
-    ``active_dates`` are ISO dates; dates outside the window are ignored.
-    """
-    step = HEATMAP_CELL + HEATMAP_GAP
-    last = today
-    first = today - timedelta(days=today.weekday()) - timedelta(weeks=HEATMAP_WEEKS - 1)
-    active = set()
-    for value in active_dates:
-        try:
-            day = date.fromisoformat(value)
-        except (TypeError, ValueError):
-            continue
-        if first <= day <= last:
-            active.add(day)
-    cells = []
-    months = []
-    day = first
-    while day <= last:
-        week = (day - first).days // 7
-        x = HEATMAP_LEFT + week * step
-        if day.day == 1 or (day == first):
-            months.append((x, day.strftime("%b")))
-        cells.append(HeatCell(day, x, HEATMAP_TOP + day.weekday() * step, day in active))
-        day += timedelta(days=1)
-    # A label for a partial first month would collide with the next one.
-    if len(months) > 1 and months[1][0] - months[0][0] < 3 * step:
-        months.pop(0)
-    return Heatmap(
-        cells=cells,
-        months=months,
-        width=HEATMAP_LEFT + HEATMAP_WEEKS * step,
-        height=HEATMAP_TOP + 7 * step,
-        active_days=len(active),
-        first=first,
-        last=last,
-    )
+    """The staff page's heatmap: ``HEATMAP_WEEKS`` whole weeks, Monday first, ending with
+    ``today``'s week (the profile's layout, ``members.charts.active_day_heatmap``)."""
+    days = heatmap_weeks_days(today=today, weeks=HEATMAP_WEEKS)
+    return active_day_heatmap(active_dates=active_dates, today=today, days=days)
 
 
 @dataclass
@@ -168,11 +101,3 @@ def award_history_for_member_staff(*, member, limit: int = MEMBER_HISTORY_LIMIT)
 def award_count_for_member(*, member) -> int:
     """How many awards the member has received (revoked included)."""
     return Award.objects.filter(recipient=member).count()
-
-
-def tier_name(ordinal: int) -> str:
-    """The tier's name, or ``"tier N"`` for an ordinal no longer configured."""
-    try:
-        return tier_get(ordinal).name
-    except KeyError:
-        return f"tier {ordinal}"

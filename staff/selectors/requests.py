@@ -6,8 +6,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from awards.models import AwardRequest
-from awards.recipients import totals_for_members
-from scoring.tiers import Tier, tier_for_total
+from awards.recipients import GrantPreview, grant_preview_from_total, totals_for_members
 
 LIST_LIMIT = 200
 
@@ -18,15 +17,7 @@ class RequestRow:
 
     request: AwardRequest
     state: str
-    current_total: int
-    new_total: int
-    current_tier: Tier
-    new_tier: Tier
-
-    @property
-    def tier_changes(self) -> bool:
-        """True when approving moves the member into another tier."""
-        return self.current_tier.ordinal != self.new_tier.ordinal
+    preview: GrantPreview
 
 
 def _rows(requests: list[AwardRequest]) -> list[RequestRow]:
@@ -34,16 +25,13 @@ def _rows(requests: list[AwardRequest]) -> list[RequestRow]:
     totals = totals_for_members(member_ids={r.recipient_id for r in requests})
     rows = []
     for request in requests:
-        current = totals[request.recipient_id]
+        preview = grant_preview_from_total(
+            username=request.recipient.username,
+            current_total=totals[request.recipient_id],
+            points=request.points,
+        )
         rows.append(
-            RequestRow(
-                request=request,
-                state=request.effective_state(now),
-                current_total=current,
-                new_total=current + request.points,
-                current_tier=tier_for_total(current),
-                new_tier=tier_for_total(current + request.points),
-            )
+            RequestRow(request=request, state=request.effective_state(now), preview=preview)
         )
     return rows
 

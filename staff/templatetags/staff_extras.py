@@ -1,46 +1,27 @@
 """Template helpers for the staff pages."""
 
 from django import template
-from django.utils.safestring import SafeString
 
 from awards.private_text import award_reason_for, award_staff_note_for
-from members.charts import heatmap_rects
+from members.templatetags.members_tags import num
+from scoring.tiers import tier_or_placeholder
 from staff.selectors.dashboard import COUNT_CAP
-from staff.selectors.member_detail import HEATMAP_CELL, Heatmap
-from staff.selectors.member_detail import tier_name as _tier_name
 
 register = template.Library()
+# The site's one number filter ("12,345"), also offered by ``members_tags``.
+register.filter("num", num)
 
 
 @register.filter
 def tier_name(ordinal: int) -> str:
-    """``{{ score.tier|tier_name }}`` → "Murk Lurker"."""
-    return _tier_name(int(ordinal))
-
-
-@register.filter
-def num(value) -> str:
-    """``12345`` → ``"12,345"`` (what ``intcomma`` does for integers, without its locale work)."""
-    try:
-        return f"{int(value):,}"
-    except (TypeError, ValueError):
-        return "" if value is None else str(value)
+    """``{{ score.tier|tier_name }}`` → "Murk Lurker" ("Tier N" for a tier no longer set)."""
+    return tier_or_placeholder(int(ordinal)).name
 
 
 @register.filter
 def capped(value: int) -> str:
     """A count from a capped query: ``"10,000+"`` past ``COUNT_CAP``, else the number."""
-    return f"{COUNT_CAP:,}+" if value > COUNT_CAP else f"{value:,}"
-
-
-@register.simple_tag
-def heatmap_cells(heatmap: Heatmap) -> SafeString:
-    """The heatmap's day squares as SVG ``<rect>``s, each with a ``<title>`` tooltip.
-
-    One implementation with the profile's heatmap (``members.charts.heatmap_rects``, built in
-    one pass rather than with a 371-cell template loop); here the tooltips name the weekday.
-    """
-    return heatmap_rects(heatmap.cells, size=HEATMAP_CELL, day_format="%a %Y-%m-%d")
+    return f"{COUNT_CAP:,}+" if value > COUNT_CAP else num(value)
 
 
 @register.filter

@@ -17,7 +17,7 @@ from audit.services import audit_record
 from scoring.models import RescoreJob, ScoringRules
 from scoring.rescore import rescore_job_create
 from scoring.rules import rules_constants, rules_in_force
-from scoring.tiers import tier_get
+from scoring.tiers import tier_or_placeholder
 from staff.htmx import HtmxHttpRequest, render_page_or_fragment
 from swampclub.http import staff_permission_required
 
@@ -77,20 +77,13 @@ def rescore_view(request: HtmxHttpRequest) -> HttpResponse:
     )
 
 
-def _tier_name(ordinal: int) -> str:
-    try:
-        return tier_get(ordinal).name
-    except KeyError:
-        return f"tier {ordinal}"
-
-
 def _named(moves: list[dict]) -> list[dict]:
     return [
         {
             **m,
             "delta": m["new_total"] - m["old_total"],
-            "old_tier_name": _tier_name(m["old_tier"]),
-            "new_tier_name": _tier_name(m["new_tier"]),
+            "old_tier_name": tier_or_placeholder(m["old_tier"]).name,
+            "new_tier_name": tier_or_placeholder(m["new_tier"]).name,
         }
         for m in moves
     ]

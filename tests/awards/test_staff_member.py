@@ -225,10 +225,10 @@ def test_heatmap_covers_53_weeks_monday_first_and_ignores_other_dates():
         active_dates=["2026-11-24", "2026-11-23", "2024-01-01", "garbage", "2026-11-25"],
         today=today,
     )
-    assert heatmap.first.weekday() == 0
-    assert heatmap.last == today
-    assert (today - heatmap.first).days == 52 * 7 + 1
-    assert heatmap.active_days == 2
+    assert heatmap.first_day.weekday() == 0
+    assert heatmap.last_day == today
+    assert (today - heatmap.first_day).days == 52 * 7 + 1
+    assert heatmap.active_count == 2
     on = [cell for cell in heatmap.cells if cell.active]
     assert [cell.day.isoformat() for cell in on] == ["2026-11-23", "2026-11-24"]
     assert on[0].x == on[1].x  # same week column
