@@ -152,19 +152,15 @@ class PreviewForm(forms.Form):
 STATUS_CHOICES = [("", "Any"), ("active", "Active"), ("revoked", "Revoked")]
 
 
-class AwardFilterForm(forms.Form):
-    """Filters of the award list; every field is optional."""
+class DateRangeForm(forms.Form):
+    """An optional, inclusive date range (``date_from``, ``date_to``) for list filters."""
 
-    member = MemberField(required=False)
-    category = forms.ChoiceField(required=False, choices=[("", "Any"), *Award.Category.choices])
-    granter = MemberField(required=False, label="Granted by")
     date_from = forms.DateField(
         required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
     )
     date_to = forms.DateField(
         required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
     )
-    status = forms.ChoiceField(required=False, choices=STATUS_CHOICES)
 
     def clean(self):
         """A range must not end before it starts."""
@@ -173,6 +169,29 @@ class AwardFilterForm(forms.Form):
         if start and end and end < start:
             self.add_error("date_to", "The end date is before the start date.")
         return data
+
+
+class AwardFilterForm(DateRangeForm):
+    """Filters of the award list; every field is optional."""
+
+    field_order = ["member", "category", "granter", "date_from", "date_to", "status"]
+
+    member = MemberField(required=False)
+    category = forms.ChoiceField(required=False, choices=[("", "Any"), *Award.Category.choices])
+    granter = MemberField(required=False, label="Granted by")
+    status = forms.ChoiceField(required=False, choices=STATUS_CHOICES)
+
+
+class AuditFilterForm(DateRangeForm):
+    """Filters of the audit list; every field is optional (usernames as recorded)."""
+
+    field_order = ["actor", "action", "member", "object_type", "object_id", "date_from", "date_to"]
+
+    actor = forms.CharField(required=False, max_length=150)
+    action = forms.CharField(required=False, max_length=50)
+    member = forms.CharField(required=False, max_length=150)
+    object_type = forms.CharField(required=False, max_length=50, widget=forms.HiddenInput)
+    object_id = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
 
 
 class BulkUploadForm(forms.Form):

@@ -1,12 +1,9 @@
 """The audit trail of staff writes: filters, keyset pages and a streamed CSV export."""
 
-import csv
 import json
 from collections.abc import Iterator
 
-from django import forms
-from django.http import HttpResponse, StreamingHttpResponse
-from django.utils import timezone
+from django.http import HttpResponse
 from django.views.decorators.http import require_GET
 
 from audit.selectors import (
@@ -16,8 +13,9 @@ from audit.selectors import (
     audit_page,
     audit_rows_for_export,
 )
+from staff.csv_export import csv_cell, csv_download
+from staff.forms import AuditFilterForm
 from staff.htmx import HtmxHttpRequest, render_page_or_fragment
-from staff.views.award_list import _cell
 from swampclub.http import json_error, staff_permission_required
 
 TEMPLATE = "staff/audit.html"
@@ -35,30 +33,6 @@ CSV_COLUMNS = [
     "before",
     "after",
 ]
-
-
-class AuditFilterForm(forms.Form):
-    """Filters of the audit list; every field is optional."""
-
-    actor = forms.CharField(required=False, max_length=150)
-    action = forms.CharField(required=False, max_length=50)
-    member = forms.CharField(required=False, max_length=150)
-    object_type = forms.CharField(required=False, max_length=50, widget=forms.HiddenInput)
-    object_id = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
-    date_from = forms.DateField(
-        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
-    )
-    date_to = forms.DateField(
-        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
-    )
-
-    def clean(self):
-        """A range must not end before it starts."""
-        data = super().clean()
-        start, end = data.get("date_from"), data.get("date_to")
-        if start and end and end < start:
-            self.add_error("date_to", "The end date is before the start date.")
-        return data
 
 
 def _cursor(raw: str) -> int | None:
@@ -87,7 +61,7 @@ def audit_view(request: HtmxHttpRequest) -> HttpResponse:
     except ValueError:
         return json_error(400, "invalid_cursor", field="before", message="must be an entry id")
     if request.GET.get("format") == "csv" and filters is not None:
-        return _csv_response(filters)
+        return csv_download(name="audit", header=CSV_COLUMNS, rows=_csv_rows(filters))
     page = audit_page(filters=filters, before=before, size=PAGE_SIZE) if filters else None
     context = {"form": form, "page": page, "actions": audit_actions()}
     return render_page_or_fragment(
@@ -95,38 +69,22 @@ def audit_view(request: HtmxHttpRequest) -> HttpResponse:
     )
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 def _json(value) -> str:
     return "" if value is None else json.dumps(value, sort_keys=True, default=str)
 
 
-def _csv_rows(filters: AuditFilters) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield writer.writerow(CSV_COLUMNS)
+def _csv_rows(filters: AuditFilters) -> Iterator[list]:
     for entry in audit_rows_for_export(filters=filters):
-        yield writer.writerow(
-            [
-                entry.pk,
-                entry.at.isoformat(),
-                _cell(entry.actor_username),
-                entry.action,
-                _cell(entry.object_label),
-                _cell(entry.member_username),
-                entry.ip or "",
-                _cell(entry.user_agent),
-                _cell(entry.path),
-                _cell(_json(entry.before)),
-                _cell(_json(entry.after)),
-            ]
-        )
-
-
-def _csv_response(filters: AuditFilters) -> StreamingHttpResponse:
-    stamp = timezone.now().strftime("%Y%m%d-%H%M")
-    response = StreamingHttpResponse(_csv_rows(filters), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.csv"'
-    return response
+        yield [
+            entry.pk,
+            entry.at.isoformat(),
+            csv_cell(entry.actor_username),
+            entry.action,
+            csv_cell(entry.object_label),
+            csv_cell(entry.member_username),
+            entry.ip or "",
+            csv_cell(entry.user_agent),
+            csv_cell(entry.path),
+            csv_cell(_json(entry.before)),
+            csv_cell(_json(entry.after)),
+        ]

@@ -1,12 +1,11 @@
 """All awards: filters, pagination and a streamed CSV export of the filtered list."""
 
-import csv
 from collections.abc import Iterator
 
-from django.http import HttpResponse, StreamingHttpResponse
-from django.utils import timezone
+from django.http import HttpResponse
 from django.views.decorators.http import require_GET
 
+from staff.csv_export import csv_cell, csv_download
 from staff.forms import AwardFilterForm
 from staff.htmx import HtmxHttpRequest, render_page_or_fragment
 from staff.selectors.award_list import AwardFilters, award_list, award_list_page
@@ -45,7 +44,7 @@ def award_list_view(request: HtmxHttpRequest) -> HttpResponse:
     valid = form.is_valid()
     filters = AwardFilters(**form.cleaned_data) if valid else None
     if request.GET.get("format") == "csv" and filters is not None:
-        return _csv_response(filters)
+        return csv_download(name="awards", header=CSV_COLUMNS, rows=_csv_rows(filters))
     page = None
     if filters is not None:
         page = award_list_page(
@@ -61,27 +60,7 @@ def award_list_view(request: HtmxHttpRequest) -> HttpResponse:
     )
 
 
-class _Echo:
-    """A file-like object whose ``write`` returns the line, for streaming ``csv.writer``."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def _cell(value: str) -> str:
-    # A text cell starting with = + - @ (or a tab/CR) runs as a formula in spreadsheet
-    # programs; a leading apostrophe keeps it text (OWASP "CSV injection").
-    if value[:1] in FORMULA_STARTS:
-        return "'" + value
-    return value
-
-
-FORMULA_STARTS = frozenset("=+-@\t\r")
-
-
-def _csv_rows(filters: AwardFilters) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield writer.writerow(CSV_COLUMNS)
+def _csv_rows(filters: AwardFilters) -> Iterator[tuple]:
     rows = award_list(filters=filters).values_list(
         "id",
         "granted_at",
@@ -119,29 +98,20 @@ def _csv_rows(filters: AwardFilters) -> Iterator[str]:
             revoked_by,
             revocation_reason,
         ) = row
-        yield writer.writerow(
-            (
-                pk,
-                granted_at.isoformat(),
-                _cell(username),
-                points,
-                category,
-                "yes" if public else "no",
-                _cell(reason),
-                _cell(note),
-                _cell(granter or ""),
-                _cell(granter_text),
-                source,
-                _cell(key),
-                revoked_at.isoformat() if revoked_at else "",
-                _cell(revoked_by or ""),
-                _cell(revocation_reason or ""),
-            )
+        yield (
+            pk,
+            granted_at.isoformat(),
+            csv_cell(username),
+            points,
+            category,
+            "yes" if public else "no",
+            csv_cell(reason),
+            csv_cell(note),
+            csv_cell(granter or ""),
+            csv_cell(granter_text),
+            source,
+            csv_cell(key),
+            revoked_at.isoformat() if revoked_at else "",
+            csv_cell(revoked_by or ""),
+            csv_cell(revocation_reason or ""),
         )
-
-
-def _csv_response(filters: AwardFilters) -> StreamingHttpResponse:
-    stamp = timezone.now().strftime("%Y%m%d-%H%M")
-    response = StreamingHttpResponse(_csv_rows(filters), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="awards-{stamp}.csv"'
-    return response
