@@ -4,12 +4,16 @@ bulk dry run's tier impacts share ``GrantPreview``). A fixed number of queries p
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
 from django.db.models.functions import Lower
 
 from scoring.models import MemberMetrics, UserScore
 from scoring.tiers import Tier, tier_for_total
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractUser
 
 User = get_user_model()
 
@@ -70,7 +74,7 @@ def totals_for_members(*, member_ids: Iterable[int]) -> dict[int, int]:
     return totals
 
 
-def usernames_to_members(*, usernames: Iterable[str]) -> dict[str, object]:
+def usernames_to_members(*, usernames: Iterable[str]) -> dict[str, "AbstractUser"]:
     """Members keyed by the username as given, in one query (two when some need case folding).
 
     An exact match wins; a name typed in another case matches when only one member has it
@@ -78,7 +82,9 @@ def usernames_to_members(*, usernames: Iterable[str]) -> dict[str, object]:
     Names with no member are absent from the result.
     """
     names = {u for u in usernames if u}
-    found: dict[str, object] = {u.username: u for u in User.objects.filter(username__in=names)}
+    found: dict[str, AbstractUser] = {
+        u.username: u for u in User.objects.filter(username__in=names)
+    }
     missing = {n for n in names if n not in found}
     if missing:
         candidates: dict[str, list] = {}
@@ -92,6 +98,6 @@ def usernames_to_members(*, usernames: Iterable[str]) -> dict[str, object]:
     return found
 
 
-def member_by_username(*, username: str):
+def member_by_username(*, username: str) -> "AbstractUser | None":
     """The member with this username (exact, else the only case-insensitive match), or None."""
     return usernames_to_members(usernames=[username]).get(username)
