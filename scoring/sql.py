@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
+import msgspec
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, models
 
@@ -279,3 +280,133 @@ class InIds(models.Lookup):
 # On plain fields and on foreign keys (related fields only accept lookups registered on them).
 models.Field.register_lookup(InIds)
 models.ForeignObject.register_lookup(InIds)
+
+
+# --- Ingest and the clients summary: the dialect's statement behind each name ------------------
+
+
+def events_insert_rows(
+    *,
+    table: str,
+    columns: str,
+    conflict: str,
+    constants: Sequence[Any],
+    rows: Sequence[Sequence[Any]],
+    events_json: str | None,
+    batch: bool,
+) -> int:
+    """The events INSERT: ``rows`` in order, each skipped when its ``conflict`` key is taken.
+
+    ``table``, ``columns`` (insert_id, event, distinct_id, timestamp, properties, then the
+    ``constants``' columns, then drift) and ``conflict`` (the deduplication key's columns)
+    are quoted identifiers. A row is ``(insert_id, event, distinct_id, timestamp,
+    properties, drift)``. Returns how many rows were new (DO NOTHING also skips a key
+    repeated earlier in the same statement, so the first occurrence wins).
+
+    PostgreSQL: ``event``, ``distinct_id`` and ``properties`` are taken by the server from
+    ``events_json`` — the request's text, an event or a batch object when ``batch`` — so
+    the properties are stored from what was sent, never re-encoded in Python; the rows only
+    add each ``insert_id``, normalized timestamp and drift, as one small JSON array zipped
+    with the events by position. Without ``events_json`` the rows' own values are sent.
+    SQLite: the rows travel as one JSON array unpacked by ``json_each`` in order (a row's
+    properties may be raw JSON text, ``msgspec.Raw``, spliced in as it is).
+    """
+    if is_postgresql():
+        if events_json is None:
+            events_json = _events_document(rows)
+            events_sql = "%s::jsonb"
+        elif batch:
+            events_sql = "%s::jsonb -> 'events'"
+        else:
+            events_sql = "jsonb_build_array(%s::jsonb)"
+        placeholders = ", ".join(["%s"] * len(constants))
+        sql = (
+            # Identifiers are quoted by the caller; every value is a parameter.
+            f"INSERT INTO {table} ({columns}) "  # noqa: S608
+            "SELECT r.m ->> 0, r.b ->> 'event', r.b ->> 'distinct_id', "
+            f"(r.m ->> 1)::timestamptz, r.b -> 'properties', {placeholders}, "
+            "CASE WHEN json_typeof(r.m -> 2) = 'array' THEN (r.m -> 2)::jsonb END "
+            "FROM ROWS FROM (json_array_elements(%s::json), "
+            f"jsonb_array_elements({events_sql})) WITH ORDINALITY AS r(m, b, n) "
+            f"ORDER BY r.n ON CONFLICT ({conflict}) DO NOTHING"
+        )
+        meta = msgspec.json.encode([(row[0], row[3], row[5]) for row in rows]).decode()
+        params = [*constants, meta, events_json]
+    else:
+        # ``WHERE true`` resolves SQLite's parsing ambiguity between an upsert's ON CONFLICT
+        # and a join constraint after INSERT ... SELECT.
+        adapt = connection.ops.adapt_datetimefield_value
+        placeholders = ", ".join(["%s"] * len(constants))
+        sql = (
+            f"INSERT INTO {table} ({columns}) "  # noqa: S608
+            "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
+            "json_extract(value, '$[2]'), json_extract(value, '$[3]'), "
+            f"json_extract(value, '$[4]'), {placeholders}, json_extract(value, '$[5]') "
+            "FROM json_each(%s) WHERE true ORDER BY key "
+            f"ON CONFLICT ({conflict}) DO NOTHING"
+        )
+        if events_json is not None and any(row[4] is None for row in rows):
+            # Rows that leave their properties to the request's text take them from it as
+            # sent: the raw JSON of each event's ``properties``, spliced in unchanged.
+            raw = _raw_properties(events_json, batch)
+            rows = [(*row[:4], raw[n], row[5]) for n, row in enumerate(rows)]
+        document = msgspec.json.encode(
+            [(i, e, d, adapt(t), p, drift) for i, e, d, t, p, drift in rows]
+        ).decode()
+        params = [*(adapt(c) if isinstance(c, datetime) else c for c in constants), document]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        # The row count of INSERT ... ON CONFLICT DO NOTHING counts only inserted rows.
+        return cursor.rowcount
+
+
+class _RawEvent(msgspec.Struct):
+    properties: msgspec.Raw
+
+
+class _RawBatch(msgspec.Struct):
+    events: list[_RawEvent]
+
+
+def _raw_properties(events_json: str, batch: bool) -> list[msgspec.Raw]:
+    """The raw JSON text of each event's ``properties`` in ``events_json``, in order."""
+    if batch:
+        decoded = msgspec.json.decode(events_json, type=_RawBatch)
+        return [event.properties for event in decoded.events]
+    return [msgspec.json.decode(events_json, type=_RawEvent).properties]
+
+
+_json_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _events_document(rows: Sequence[Sequence[Any]]) -> str:
+    """The rows' events as a JSON array of ``{event, distinct_id, properties}`` objects."""
+    return _json_compact(
+        [{"event": row[1], "distinct_id": row[2], "properties": row[4]} for row in rows]
+    )
+
+
+def advisory_xact_locks(keys: Sequence[str]) -> None:
+    """Hold a lock on each of ``keys``, in the order given, until the transaction ends.
+
+    PostgreSQL: one statement taking transaction-scoped advisory locks on a 64-bit hash of
+    each key (the array is scanned in order; a hash collision only makes two holders wait
+    for each other). SQLite needs nothing: the project opens transactions with ``BEGIN
+    IMMEDIATE``, which already takes the database's single write lock.
+    """
+    if not keys or not is_postgresql():
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
+            "FROM unnest(%s::text[]) AS k",
+            [list(keys)],
+        )
+
+
+def json_array_items_join(column: str, alias: str) -> str:
+    """A FROM-clause fragment joining each row to the text items of its JSON array
+    ``column``, readable as ``<alias>.value``; rows whose column is NULL join none."""
+    if is_postgresql():
+        return f"CROSS JOIN LATERAL jsonb_array_elements_text({column}) AS {alias}(value)"
+    return f", json_each({column}) AS {alias}"
