@@ -28,7 +28,6 @@ from scoring.ingest.envelope import (
     MAX_INSERT_ID_LENGTH,
     MAX_NAME_LENGTH,
     Row,
-    is_short_text,
     parse_timestamp,
 )
 from scoring.ingest.wire import REQUIRED_FIELDS, CliInvocationProperties
@@ -137,11 +136,16 @@ def cli_batch_rows(
         insert_id = entry.insert_id
         if insert_id is UNSET:
             insert_id = properties.id
+            if insert_id is UNSET:
+                return None
+        distinct_id = entry.distinct_id
+        command = properties.invocation.command
+        # ``is_short_text`` spelled out for the three strings the Structs typed as str.
         if not (
-            is_short_text(insert_id, MAX_INSERT_ID_LENGTH)
-            and is_short_text(entry.distinct_id, MAX_NAME_LENGTH)
-            and is_short_text(properties.invocation.command, MAX_COMMAND_LENGTH)
-        ):
+            0 < len(insert_id) <= MAX_INSERT_ID_LENGTH
+            and 0 < len(distinct_id) <= MAX_NAME_LENGTH
+            and 0 < len(command) <= MAX_COMMAND_LENGTH
+        ) or (insert_id.isspace() or distinct_id.isspace() or command.isspace()):
             return None
         started_at = parse_timestamp(properties.startedAt)
         if started_at is None or started_at > latest:
@@ -153,5 +157,5 @@ def cli_batch_rows(
             timestamp = parse_timestamp(timestamp)
             if timestamp is None or timestamp > latest:
                 return None
-        append((insert_id, CLI_INVOCATION, entry.distinct_id, timestamp, None, None))
+        append((insert_id, CLI_INVOCATION, distinct_id, timestamp, None, None))
     return rows
