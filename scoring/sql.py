@@ -9,7 +9,7 @@ databases (SQLite, the zero-setup default) take the ORM's portable path in the c
 """
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -283,8 +283,6 @@ models.ForeignObject.register_lookup(InIds)
 
 
 # --- Ingest and the clients summary: the dialect's statement behind each name ------------------
-
-
 def events_insert_rows(
     *,
     table: str,
@@ -294,32 +292,30 @@ def events_insert_rows(
     rows: Sequence[Sequence[Any]],
     events_json: str | None,
     batch: bool,
+    raw_properties: Callable[[], Sequence[Any]],
 ) -> int:
-    """The events INSERT: ``rows`` in order, each skipped when its ``conflict`` key is taken.
+    """The events INSERT: ``rows`` in order, each skipped when its ``conflict`` key is taken
+    (also by a row earlier in the statement: the first occurrence wins); returns how many
+    were new. ``table``, ``columns`` (the row's five, the ``constants``', then drift) and
+    ``conflict`` are quoted identifiers; a row is ``(insert_id, event, distinct_id,
+    timestamp, properties or None, drift)``.
 
-    ``table``, ``columns`` (insert_id, event, distinct_id, timestamp, properties, then the
-    ``constants``' columns, then drift) and ``conflict`` (the deduplication key's columns)
-    are quoted identifiers. A row is ``(insert_id, event, distinct_id, timestamp,
-    properties, drift)``. Returns how many rows were new (DO NOTHING also skips a key
-    repeated earlier in the same statement, so the first occurrence wins).
-
-    PostgreSQL: ``event``, ``distinct_id`` and ``properties`` are taken by the server from
-    ``events_json`` — the request's text, an event or a batch object when ``batch`` — so
-    the properties are stored from what was sent, never re-encoded in Python; the rows only
-    add each ``insert_id``, normalized timestamp and drift, as one small JSON array zipped
-    with the events by position. Without ``events_json`` the rows' own values are sent.
-    SQLite: the rows travel as one JSON array unpacked by ``json_each`` in order (a row's
-    properties may be raw JSON text, ``msgspec.Raw``, spliced in as it is).
+    PostgreSQL takes ``event``, ``distinct_id`` and ``properties`` from ``events_json`` (the
+    request's text: an event, or a batch object when ``batch``), zipped by position with a
+    small JSON array of each row's ``insert_id``, timestamp and drift, so properties are
+    never re-encoded in Python. SQLite gets the rows as one JSON array (``json_each``); a
+    row without properties takes the raw JSON text ``raw_properties()`` gives for it.
     """
+    placeholders = ", ".join(["%s"] * len(constants))
     if is_postgresql():
+        events_sql = "jsonb_build_array(%s::jsonb)"
         if events_json is None:
-            events_json = _events_document(rows)
+            events_json = msgspec.json.encode(
+                [{"event": r[1], "distinct_id": r[2], "properties": r[4]} for r in rows]
+            ).decode()
             events_sql = "%s::jsonb"
         elif batch:
             events_sql = "%s::jsonb -> 'events'"
-        else:
-            events_sql = "jsonb_build_array(%s::jsonb)"
-        placeholders = ", ".join(["%s"] * len(constants))
         sql = (
             # Identifiers are quoted by the caller; every value is a parameter.
             f"INSERT INTO {table} ({columns}) "  # noqa: S608
@@ -335,8 +331,6 @@ def events_insert_rows(
     else:
         # ``WHERE true`` resolves SQLite's parsing ambiguity between an upsert's ON CONFLICT
         # and a join constraint after INSERT ... SELECT.
-        adapt = connection.ops.adapt_datetimefield_value
-        placeholders = ", ".join(["%s"] * len(constants))
         sql = (
             f"INSERT INTO {table} ({columns}) "  # noqa: S608
             "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
@@ -345,14 +339,12 @@ def events_insert_rows(
             "FROM json_each(%s) WHERE true ORDER BY key "
             f"ON CONFLICT ({conflict}) DO NOTHING"
         )
-        if events_json is not None and any(row[4] is None for row in rows):
-            # Rows that leave their properties to the request's text take them from it as
-            # sent: the raw JSON of each event's ``properties``, spliced in unchanged.
-            raw = _raw_properties(events_json, batch)
-            rows = [(*row[:4], raw[n], row[5]) for n, row in enumerate(rows)]
-        document = msgspec.json.encode(
-            [(i, e, d, adapt(t), p, drift) for i, e, d, t, p, drift in rows]
-        ).decode()
+        if any(row[4] is None for row in rows):
+            rows = [
+                (*row[:4], raw, row[5]) for row, raw in zip(rows, raw_properties(), strict=True)
+            ]
+        adapt = connection.ops.adapt_datetimefield_value
+        document = msgspec.json.encode([(*r[:3], adapt(r[3]), *r[4:]) for r in rows]).decode()
         params = [*(adapt(c) if isinstance(c, datetime) else c for c in constants), document]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -360,40 +352,10 @@ def events_insert_rows(
         return cursor.rowcount
 
 
-class _RawEvent(msgspec.Struct):
-    properties: msgspec.Raw
-
-
-class _RawBatch(msgspec.Struct):
-    events: list[_RawEvent]
-
-
-def _raw_properties(events_json: str, batch: bool) -> list[msgspec.Raw]:
-    """The raw JSON text of each event's ``properties`` in ``events_json``, in order."""
-    if batch:
-        decoded = msgspec.json.decode(events_json, type=_RawBatch)
-        return [event.properties for event in decoded.events]
-    return [msgspec.json.decode(events_json, type=_RawEvent).properties]
-
-
-_json_compact = json.JSONEncoder(separators=(",", ":")).encode
-
-
-def _events_document(rows: Sequence[Sequence[Any]]) -> str:
-    """The rows' events as a JSON array of ``{event, distinct_id, properties}`` objects."""
-    return _json_compact(
-        [{"event": row[1], "distinct_id": row[2], "properties": row[4]} for row in rows]
-    )
-
-
 def advisory_xact_locks(keys: Sequence[str]) -> None:
-    """Hold a lock on each of ``keys``, in the order given, until the transaction ends.
-
-    PostgreSQL: one statement taking transaction-scoped advisory locks on a 64-bit hash of
-    each key (the array is scanned in order; a hash collision only makes two holders wait
-    for each other). SQLite needs nothing: the project opens transactions with ``BEGIN
-    IMMEDIATE``, which already takes the database's single write lock.
-    """
+    """Hold a lock on each of ``keys``, in the order given, until the transaction ends:
+    PostgreSQL advisory locks on a 64-bit hash of each key, in one statement. SQLite needs
+    none: ``BEGIN IMMEDIATE`` (the project's mode) holds the database's one write lock."""
     if not keys or not is_postgresql():
         return
     with connection.cursor() as cursor:

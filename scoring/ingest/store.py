@@ -8,7 +8,9 @@ new: skipped rows are not counted. The statement itself, for each database, is
 """
 
 from datetime import datetime
+from typing import Any
 
+import msgspec
 from django.db import connection
 
 from scoring.ingest.envelope import Row
@@ -77,4 +79,25 @@ def events_insert(
         rows=rows,
         events_json=events_json,
         batch=batch,
+        raw_properties=lambda: _raw_properties(events_json, batch),
     )
+
+
+class _RawEvent(msgspec.Struct):
+    properties: msgspec.Raw
+
+
+class _RawBatch(msgspec.Struct):
+    events: list[_RawEvent]
+
+
+def _raw_properties(events_json: str | None, batch: bool) -> list[Any]:
+    """The raw JSON text of each event's ``properties`` in the request's text, in order:
+    stored as sent by a store that cannot take them from the text itself (SQLite)."""
+    if events_json is None:
+        raise ValueError("rows without properties need the request's text")
+    if batch:
+        return [
+            event.properties for event in msgspec.json.decode(events_json, type=_RawBatch).events
+        ]
+    return [msgspec.json.decode(events_json, type=_RawEvent).properties]
