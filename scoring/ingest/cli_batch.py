@@ -48,7 +48,7 @@ def _typed_twin(struct: type[msgspec.Struct], prefix: str = "") -> type[msgspec.
                 arg = int
             if not (arg is UnsetType and path in REQUIRED_FIELDS):
                 args.append(arg)
-        field_type = Union[tuple(args)]  # noqa: UP007 - Literal alternatives need Union
+        field_type: Any = Union[tuple(args)]  # noqa: UP007 - Literal alternatives need Union
         if path in REQUIRED_FIELDS:
             fields.append((info.name, field_type))
         else:
@@ -65,7 +65,7 @@ def _typed_twin(struct: type[msgspec.Struct], prefix: str = "") -> type[msgspec.
     )
 
 
-TypedProperties = _typed_twin(CliInvocationProperties)
+TypedProperties: Any = _typed_twin(CliInvocationProperties)
 
 
 class TypedEntry(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
@@ -132,8 +132,8 @@ def cli_batch_rows(
     rows: list[Row] = []
     append = rows.append
     for entry in entries:
-        properties = entry.properties
-        insert_id = entry.insert_id
+        properties: Any = entry.properties
+        insert_id: Any = entry.insert_id
         if insert_id is UNSET:
             insert_id = properties.id
             if insert_id is UNSET:
@@ -150,12 +150,11 @@ def cli_batch_rows(
         started_at = parse_timestamp(properties.startedAt)
         if started_at is None or started_at > latest:
             return None
-        timestamp = entry.timestamp
-        if timestamp is UNSET:
-            timestamp = now
-        else:
-            timestamp = parse_timestamp(timestamp)
-            if timestamp is None or timestamp > latest:
+        timestamp = now
+        if entry.timestamp is not UNSET:
+            sent_at = parse_timestamp(entry.timestamp)
+            if sent_at is None or sent_at > latest:
                 return None
+            timestamp = sent_at
         append((insert_id, CLI_INVOCATION, distinct_id, timestamp, None, None))
     return rows

@@ -27,7 +27,7 @@ class ConflictCheck:
 
 def conflict_lock_keys(checks: Sequence[ConflictCheck], api_key: ApiKey) -> list[str]:
     """The sorted, distinct lock names (``<event>:<key>``) the checks' types declare."""
-    keys = set()
+    keys: set[str] = set()
     for check in checks:
         if check.handling.conflict_keys is not None:
             keys.update(
