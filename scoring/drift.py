@@ -16,6 +16,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from scoring.models import TelemetryEvent
+from scoring.sql import json_array_items_join
 
 RECENT_DAYS = 7
 
@@ -73,10 +74,7 @@ def _drift_per_field(since: datetime) -> list[tuple[str, str, int]]:
     """``(version, field, events)`` for the drifted events received since ``since``."""
     quote = connection.ops.quote_name
     table = quote(TelemetryEvent._meta.db_table)
-    if connection.vendor == "postgresql":
-        fields = "CROSS JOIN LATERAL jsonb_array_elements_text(e.drift) AS f(value)"
-    else:
-        fields = ", json_each(e.drift) AS f"
+    fields = json_array_items_join("e.drift", "f")
     with connection.cursor() as cursor:
         cursor.execute(
             # Identifiers from model metadata; the time is a parameter.

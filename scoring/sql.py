@@ -9,10 +9,11 @@ databases (SQLite, the zero-setup default) take the ORM's portable path in the c
 """
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
+import msgspec
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, models
 
@@ -279,3 +280,95 @@ class InIds(models.Lookup):
 # On plain fields and on foreign keys (related fields only accept lookups registered on them).
 models.Field.register_lookup(InIds)
 models.ForeignObject.register_lookup(InIds)
+
+
+# --- Ingest and the clients summary: the dialect's statement behind each name ------------------
+def events_insert_rows(
+    *,
+    table: str,
+    columns: str,
+    conflict: str,
+    constants: Sequence[Any],
+    rows: Sequence[Sequence[Any]],
+    events_json: str | None,
+    batch: bool,
+    raw_properties: Callable[[], Sequence[Any]],
+) -> int:
+    """The events INSERT: ``rows`` in order, each skipped when its ``conflict`` key is taken
+    (also by a row earlier in the statement: the first occurrence wins); returns how many
+    were new. ``table``, ``columns`` (the row's five, the ``constants``', then drift) and
+    ``conflict`` are quoted identifiers; a row is ``(insert_id, event, distinct_id,
+    timestamp, properties or None, drift)``.
+
+    PostgreSQL takes ``event``, ``distinct_id`` and ``properties`` from ``events_json`` (the
+    request's text: an event, or a batch object when ``batch``), zipped by position with a
+    small JSON array of each row's ``insert_id``, timestamp and drift, so properties are
+    never re-encoded in Python. SQLite gets the rows as one JSON array (``json_each``); a
+    row without properties takes the raw JSON text ``raw_properties()`` gives for it.
+    """
+    placeholders = ", ".join(["%s"] * len(constants))
+    if is_postgresql():
+        events_sql = "jsonb_build_array(%s::jsonb)"
+        if events_json is None:
+            events_json = msgspec.json.encode(
+                [{"event": r[1], "distinct_id": r[2], "properties": r[4]} for r in rows]
+            ).decode()
+            events_sql = "%s::jsonb"
+        elif batch:
+            events_sql = "%s::jsonb -> 'events'"
+        sql = (
+            # Identifiers are quoted by the caller; every value is a parameter.
+            f"INSERT INTO {table} ({columns}) "  # noqa: S608
+            "SELECT r.m ->> 0, r.b ->> 'event', r.b ->> 'distinct_id', "
+            f"(r.m ->> 1)::timestamptz, r.b -> 'properties', {placeholders}, "
+            "CASE WHEN json_typeof(r.m -> 2) = 'array' THEN (r.m -> 2)::jsonb END "
+            "FROM ROWS FROM (json_array_elements(%s::json), "
+            f"jsonb_array_elements({events_sql})) WITH ORDINALITY AS r(m, b, n) "
+            f"ORDER BY r.n ON CONFLICT ({conflict}) DO NOTHING"
+        )
+        meta = msgspec.json.encode([(row[0], row[3], row[5]) for row in rows]).decode()
+        params = [*constants, meta, events_json]
+    else:
+        # ``WHERE true`` resolves SQLite's parsing ambiguity between an upsert's ON CONFLICT
+        # and a join constraint after INSERT ... SELECT.
+        sql = (
+            f"INSERT INTO {table} ({columns}) "  # noqa: S608
+            "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
+            "json_extract(value, '$[2]'), json_extract(value, '$[3]'), "
+            f"json_extract(value, '$[4]'), {placeholders}, json_extract(value, '$[5]') "
+            "FROM json_each(%s) WHERE true ORDER BY key "
+            f"ON CONFLICT ({conflict}) DO NOTHING"
+        )
+        if any(row[4] is None for row in rows):
+            rows = [
+                (*row[:4], raw, row[5]) for row, raw in zip(rows, raw_properties(), strict=True)
+            ]
+        adapt = connection.ops.adapt_datetimefield_value
+        document = msgspec.json.encode([(*r[:3], adapt(r[3]), *r[4:]) for r in rows]).decode()
+        params = [*(adapt(c) if isinstance(c, datetime) else c for c in constants), document]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        # The row count of INSERT ... ON CONFLICT DO NOTHING counts only inserted rows.
+        return cursor.rowcount
+
+
+def advisory_xact_locks(keys: Sequence[str]) -> None:
+    """Hold a lock on each of ``keys``, in the order given, until the transaction ends:
+    PostgreSQL advisory locks on a 64-bit hash of each key, in one statement. SQLite needs
+    none: ``BEGIN IMMEDIATE`` (the project's mode) holds the database's one write lock."""
+    if not keys or not is_postgresql():
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
+            "FROM unnest(%s::text[]) AS k",
+            [list(keys)],
+        )
+
+
+def json_array_items_join(column: str, alias: str) -> str:
+    """A FROM-clause fragment joining each row to the text items of its JSON array
+    ``column``, readable as ``<alias>.value``; rows whose column is NULL join none."""
+    if is_postgresql():
+        return f"CROSS JOIN LATERAL jsonb_array_elements_text({column}) AS {alias}(value)"
+    return f", json_each({column}) AS {alias}"

@@ -5,45 +5,55 @@ A request is handled in three steps, each of which may refuse it with an
 
 1. ``ingest_request_parse`` (``body``) — Content-Type (415), size (413), UTF-8 and JSON
    (400), nesting depth (400), and a scan of the text for escapes PostgreSQL cannot store.
-2. ``events_validate`` (``events``) — the shape of the body and of every event (400, all
-   errors at once), the scope each event type needs (403) and the event types' own checks
-   (400).
-3. ``events_insert`` (``store``) — one set-based ``INSERT ... ON CONFLICT (insert_id) DO
-   NOTHING`` for the whole request; known ``insert_id`` values count as duplicates. When
-   an event type has a ``conflict`` hook, its check (409) runs in the same transaction,
-   after locking the keys the type names (``conflict_keys_lock``).
+   A well-typed ``cli_invocation`` body is decoded straight into typed entries
+   (``cli_batch``), the CLI's common case.
+2. The typed entries' rows (``cli_batch_rows``) — or, for any other body or when a typed
+   entry breaks a rule, ``events_validate`` (``events``): the shape of the body
+   (``envelope``) and of every event (400, all errors at once), the scope each event type
+   needs (403) and the event types' own checks (400; ``cli_invocation``, ``handling``).
+3. ``events_insert`` (``store``) — one set-based ``INSERT ... ON CONFLICT DO NOTHING`` on
+   the deduplication key for the whole request; known keys count as duplicates. When an
+   event type has a ``conflict`` hook, its check (409) runs in the same transaction, after
+   locking the keys the type names (``conflicts``).
 
 Validation is all-or-nothing: one bad event and nothing is stored.
 """
 
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import DataError, connection, transaction
 from django.utils import timezone
 
-from scoring.ingest.body import (
-    MAX_DEPTH,
-    IngestPayload,
-    IngestRejected,
-    ingest_request_parse,
-    request_error,
-)
-from scoring.ingest.events import (
-    AWARD,
+from scoring.apikeys import api_key_scopes_effective
+from scoring.ingest.body import MAX_DEPTH, IngestPayload, ingest_request_parse, payload_data
+from scoring.ingest.cli_batch import CliBatch, cli_batch_rows
+from scoring.ingest.cli_invocation import (
     CLI_INVOCATION,
-    MAX_INSERT_ID_LENGTH,
-    MAX_NAME_LENGTH,
     cli_invocation_default_insert_id,
     cli_invocation_validate,
+)
+from scoring.ingest.conflicts import (
+    ConflictCheck,
+    conflict_keys_lock,
     conflict_lock_keys,
     conflicts_check,
+)
+from scoring.ingest.envelope import (
+    MAX_INSERT_ID_LENGTH,
+    MAX_NAME_LENGTH,
+    Row,
     events_of,
-    events_validate,
+    future_limit,
     parse_timestamp,
 )
-from scoring.ingest.store import conflict_keys_lock, events_insert
+from scoring.ingest.events import events_validate
+from scoring.ingest.handling import AWARD, cli_invocation_handling_is_builtin, event_handling
+from scoring.ingest.rejections import IngestRejected, request_error
+from scoring.ingest.store import events_insert
 from scoring.models import ApiKey
 from scoring.registry import event_type_get
 from scoring.tasks import consumer_wake
@@ -116,14 +126,22 @@ def events_ingest(
     of two concurrent requests using one award key with different payloads the later
     waits, sees the earlier's event and answers 409 — never a 202 duplicate.
     """
+    now = timezone.now()
+    rows: list[Row] | None = None
+    checks: list[ConflictCheck] = []
     if isinstance(payload, IngestPayload):
-        data, text, text_checked = payload.data, payload.text, payload.text_checked
+        text, text_checked = payload.text, payload.text_checked
+        if payload.cli_batch is not None:
+            rows = _cli_batch_rows(payload.cli_batch, api_key, now)
+            batch = payload.cli_batch.batch
+        data = payload_data(payload) if rows is None else None
     else:
         data, text, text_checked = payload, None, False
-    now = timezone.now()
-    rows, checks = events_validate(
-        api_key=api_key, payload=data, now=now, text_checked=text_checked
-    )
+    if rows is None:
+        rows, checks = events_validate(
+            api_key=api_key, payload=data, now=now, text_checked=text_checked
+        )
+        batch = type(data) is dict and "events" in data
     extra: dict[str, int] = {}
     atomic = bool(checks) or connection.in_atomic_block
     guard = transaction.atomic() if atomic else nullcontext()
@@ -140,7 +158,7 @@ def events_ingest(
                 rows=rows,
                 now=now,
                 events_json=text,
-                batch=type(data) is dict and "events" in data,
+                batch=batch,
                 cli_version=cli_version,
             )
     except DataError as exc:
@@ -150,6 +168,20 @@ def events_ingest(
     if accepted:
         consumer_wake()
     return IngestResult(accepted=accepted, duplicates=len(rows) - accepted, extra=extra)
+
+
+def _cli_batch_rows(cli_batch: CliBatch, api_key: ApiKey, now: datetime) -> list[Row] | None:
+    """The typed entries' rows, or None when the generic path must judge the request: an
+    entry breaks a rule, the key may not send ``cli_invocation`` events now, or the type's
+    registered checks are not ingest's own (the typed path applies exactly those)."""
+    handling = event_handling(CLI_INVOCATION)
+    if not cli_invocation_handling_is_builtin(handling):
+        return None
+    if handling.scope not in api_key_scopes_effective(api_key):
+        return None
+    return cli_batch_rows(
+        cli_batch, now=now, latest=future_limit(now), max_events=settings.INGEST_MAX_EVENTS
+    )
 
 
 def _admit(checks, api_key: ApiKey, data: Any) -> dict[str, int]:

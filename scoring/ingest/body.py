@@ -1,4 +1,8 @@
-"""Reading an ingest request's body: media type, size, UTF-8, JSON, nesting depth."""
+"""Reading an ingest request's body: media type, size, UTF-8, JSON, nesting depth.
+
+A well-typed ``cli_invocation`` body is decoded straight into typed entries
+(``cli_batch``); any other body is parsed as generic JSON, with the checks below.
+"""
 
 import json
 import math
@@ -9,6 +13,9 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, UnreadablePostError
+
+from scoring.ingest.cli_batch import CliBatch, cli_batch_decode
+from scoring.ingest.rejections import IngestRejected, request_error
 
 MAX_DEPTH = 32
 MAX_NUMBER_LENGTH = 100
@@ -24,38 +31,22 @@ class IngestPayload:
     """A parsed request body: the JSON value, its text, and whether the text is storable.
 
     ``text_checked`` is True when the text provably holds no NUL or unpaired surrogate, so
-    validation can skip scanning every string.
+    validation can skip scanning every string. ``cli_batch`` is set when the typed path
+    decoded the body (``data`` is then None until ``payload_data`` parses it, which only a
+    fallback to the generic path needs).
     """
 
     data: Any
     text: str
     text_checked: bool
+    cli_batch: CliBatch | None = None
 
 
-class IngestRejected(Exception):
-    """A refused ingest request: the HTTP status and JSON body to answer with."""
-
-    def __init__(self, status: int, body: dict[str, Any]):
-        super().__init__(body.get("message") or body.get("error"))
-        self.status = status
-        self.body = body
-
-
-def request_error(error: str, field: str, message: str) -> IngestRejected:
-    """A 400 about the request as a whole (``index`` null), shaped like per-event errors.
-
-    The field is named at the top and, like per-event errors, in ``errors``, so clients can
-    read every 400 the same way.
-    """
-    return IngestRejected(
-        400,
-        {
-            "error": error,
-            "field": field,
-            "message": message,
-            "errors": [{"index": None, "field": field, "message": message}],
-        },
-    )
+def payload_data(payload: IngestPayload) -> Any:
+    """The payload's JSON value, parsed from its text if the typed path skipped that."""
+    if payload.cli_batch is None:
+        return payload.data
+    return json_parse(payload.text)
 
 
 def _reject_constant(name: str) -> float:
@@ -140,15 +131,23 @@ def ingest_request_parse(request: HttpRequest) -> IngestPayload:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise request_error("invalid_json", "body", f"not valid UTF-8 (byte {exc.start})") from None
+    text_checked = _UNSTORABLE_ESCAPE.search(text) is None
+    cli_batch = cli_batch_decode(body) if text_checked else None
+    if cli_batch is not None:
+        return IngestPayload(data=None, text=text, text_checked=True, cli_batch=cli_batch)
+    return IngestPayload(data=json_parse(text), text=text, text_checked=text_checked)
+
+
+def json_parse(text: str) -> Any:
+    """``text`` as a JSON value: 400 unless strict JSON with storable numbers, nested at most
+    ``MAX_DEPTH`` levels."""
     too_deep = f"nested deeper than {MAX_DEPTH} levels"
     try:
         data = json.loads(text, parse_constant=_reject_constant, parse_float=_parse_float)
     except RecursionError:
-        raise request_error(
-            "invalid_json", "body", f"nested deeper than {MAX_DEPTH} levels"
-        ) from None
+        raise request_error("invalid_json", "body", too_deep) from None
     except ValueError as exc:
         raise request_error("invalid_json", "body", f"not valid JSON: {exc}") from None
     if depth_exceeds(data):
         raise request_error("invalid_json", "body", too_deep)
-    return IngestPayload(data=data, text=text, text_checked=_UNSTORABLE_ESCAPE.search(text) is None)
+    return data

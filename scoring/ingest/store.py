@@ -1,18 +1,24 @@
-"""Storing a request's events: one INSERT ... ON CONFLICT (insert_id) DO NOTHING.
+"""Storing a request's events: one INSERT ... ON CONFLICT (<dedup key>) DO NOTHING.
 
-Rows are inserted in request order; an ``insert_id`` already stored, or repeated earlier in
-the same request, conflicts and is skipped (DO NOTHING also sees rows inserted earlier by
+Rows are inserted in request order; a deduplication key already stored, or repeated earlier
+in the same request, conflicts and is skipped (DO NOTHING also sees rows inserted earlier by
 the same statement), so the first occurrence wins. The statement's row count is what was
-new: skipped rows are not counted.
+new: skipped rows are not counted. The statement itself, for each database, is
+``scoring.sql.events_insert_rows``.
 """
 
-import json
 from datetime import datetime
+from typing import Any
 
+import msgspec
 from django.db import connection
 
-from scoring.ingest.events import Row
+from scoring.ingest.envelope import Row
 from scoring.models import ApiKey, TelemetryEvent
+from scoring.sql import events_insert_rows
+
+# The unique key ON CONFLICT names: the columns deduplication is decided on.
+DEDUP_KEY = ("insert_id",)
 
 _COLUMNS = (
     "insert_id",
@@ -29,14 +35,14 @@ _COLUMNS = (
     "cli_version",
     "drift",
 )
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _names() -> tuple[str, str, str]:
     meta = TelemetryEvent._meta
     qn = connection.ops.quote_name
     columns = ", ".join(qn(meta.get_field(name).column) for name in _COLUMNS)
-    return qn(meta.db_table), columns, qn(meta.get_field("insert_id").column)
+    conflict = ", ".join(qn(meta.get_field(name).column) for name in DEDUP_KEY)
+    return qn(meta.db_table), columns, conflict
 
 
 def events_insert(
@@ -56,81 +62,42 @@ def events_insert(
     row's ``insert_id``, normalized timestamp and drifted fields travel beside it.
     ``cli_version`` (from the request's User-Agent) is stored with every row.
     """
-    table, columns, insert_id_column = _names()
-    constants = [
-        api_key.pk,
-        api_key.owner_id,
-        now,
-        TelemetryEvent.Status.PENDING,
-        "",
-        False,
-        cli_version,
-    ]
-    if connection.vendor == "postgresql":
-        if events_json is None:
-            events_json = _dumps([_event_of(row) for row in rows])
-            events_sql = "%s::jsonb"
-        elif batch:
-            events_sql = "%s::jsonb -> 'events'"
-        else:
-            events_sql = "jsonb_build_array(%s::jsonb)"
-        sql = (
-            # Identifiers come from the model and are quoted; every value is a parameter.
-            f"INSERT INTO {table} ({columns}) "  # noqa: S608
-            "SELECT r.m ->> 0, r.b ->> 'event', r.b ->> 'distinct_id', "
-            "(r.m ->> 1)::timestamptz, r.b -> 'properties', %s, %s, %s, %s, %s, %s, %s, "
-            "CASE WHEN json_typeof(r.m -> 2) = 'array' THEN (r.m -> 2)::jsonb END "
-            "FROM ROWS FROM (json_array_elements(%s::json), "
-            f"jsonb_array_elements({events_sql})) WITH ORDINALITY AS r(m, b, n) "
-            f"ORDER BY r.n ON CONFLICT ({insert_id_column}) DO NOTHING"
-        )
-        meta = _dumps([[row[0], row[3].isoformat(), row[5]] for row in rows])
-        params = [*constants, meta, events_json]
-    else:
-        # SQLite: the rows travel as one JSON array, unpacked by json_each in order.
-        # ``WHERE true`` resolves SQLite's parsing ambiguity between an upsert's ON CONFLICT
-        # and a join constraint after INSERT ... SELECT.
-        adapt = connection.ops.adapt_datetimefield_value
-        constants[2] = adapt(now)
-        sql = (
-            f"INSERT INTO {table} ({columns}) "  # noqa: S608
-            "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
-            "json_extract(value, '$[2]'), json_extract(value, '$[3]'), "
-            "json_extract(value, '$[4]'), %s, %s, %s, %s, %s, %s, %s, "
-            "json_extract(value, '$[5]') "
-            "FROM json_each(%s) WHERE true ORDER BY key "
-            f"ON CONFLICT ({insert_id_column}) DO NOTHING"
-        )
-        params = [
-            *constants,
-            _dumps([[i, e, d, adapt(t), p, drift] for i, e, d, t, p, drift in rows]),
+    table, columns, conflict = _names()
+    return events_insert_rows(
+        table=table,
+        columns=columns,
+        conflict=conflict,
+        constants=[
+            api_key.pk,
+            api_key.owner_id,
+            now,
+            TelemetryEvent.Status.PENDING,
+            "",
+            False,
+            cli_version,
+        ],
+        rows=rows,
+        events_json=events_json,
+        batch=batch,
+        raw_properties=lambda: _raw_properties(events_json, batch),
+    )
+
+
+class _RawEvent(msgspec.Struct):
+    properties: msgspec.Raw
+
+
+class _RawBatch(msgspec.Struct):
+    events: list[_RawEvent]
+
+
+def _raw_properties(events_json: str | None, batch: bool) -> list[Any]:
+    """The raw JSON text of each event's ``properties`` in the request's text, in order:
+    stored as sent by a store that cannot take them from the text itself (SQLite)."""
+    if events_json is None:
+        raise ValueError("rows without properties need the request's text")
+    if batch:
+        return [
+            event.properties for event in msgspec.json.decode(events_json, type=_RawBatch).events
         ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        # The row count of INSERT ... ON CONFLICT DO NOTHING counts only inserted rows.
-        return cursor.rowcount
-
-
-def conflict_keys_lock(keys: list[str]) -> None:
-    """Hold a lock on each of ``keys`` (sorted) until the current transaction ends.
-
-    PostgreSQL: one statement taking transaction-scoped advisory locks on a 64-bit hash of
-    each key, in the order given (the array is scanned in order), so a concurrent request
-    naming one of them waits for this transaction to commit or roll back; its next
-    statements (READ COMMITTED) then see what this one stored. A hash collision only makes
-    two requests wait for each other. SQLite needs nothing: the project opens transactions
-    with ``BEGIN IMMEDIATE``, which already takes the database's single write lock.
-    """
-    if not keys or connection.vendor != "postgresql":
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
-            "FROM unnest(%s::text[]) AS k",
-            [keys],
-        )
-
-
-def _event_of(row: Row) -> dict:
-    _insert_id, name, distinct_id, _timestamp, properties, _drift = row
-    return {"event": name, "distinct_id": distinct_id, "properties": properties}
+    return [msgspec.json.decode(events_json, type=_RawEvent).properties]

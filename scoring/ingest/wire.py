@@ -5,7 +5,7 @@ so the validator, the drift counter and ``/api/schema`` cannot disagree:
 
 - the **strict** fields — what the pipeline reads (``invocation.command``, ``startedAt``,
   ``id``) — are named in ``STRICT_FIELDS``; ingest refuses an event whose strict fields are
-  wrong (``events.cli_invocation_validate``);
+  wrong (``cli_invocation.cli_invocation_validate``);
 - every other field is **lenient**: stored as sent whatever its type, and when its type
   differs from the one declared here it is counted as *drift* (``cli_invocation_drift``),
   per CLI version, for the staff dashboard;
@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 import msgspec
 from msgspec import UNSET, UnsetType
+
+from scoring.ingest.cli_invocation import MAX_COMMAND_LENGTH
 
 # Unknown fields are allowed everywhere (msgspec ignores them by default); every field is
 # optional here, so a missing field is never drift: presence of what the pipeline needs is
@@ -208,8 +210,6 @@ def _rewrite(schema: dict[str, Any], components: dict[str, Any], prefix: str) ->
 
 
 def _strict_extra(path: str) -> dict[str, Any]:
-    from scoring.ingest.events import MAX_COMMAND_LENGTH
-
     extra: dict[str, Any] = {"description": _DESCRIPTIONS[path]}
     if path == "invocation.command":
         extra.update(minLength=1, maxLength=MAX_COMMAND_LENGTH, pattern=NONBLANK)

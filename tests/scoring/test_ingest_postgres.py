@@ -201,3 +201,44 @@ def test_a_request_sharing_a_conflict_key_waits_for_the_lock_holder_and_answers_
     assert list(TelemetryEvent.objects.values_list("properties", flat=True)) == [
         {"ref": "k", "value": 1, "pause": 1}
     ]
+
+
+def test_a_real_outage_is_logged_once_going_and_once_coming_back(ingest_key, woken, caplog):
+    _, raw = ingest_key
+    client = Client()
+    conn = connections["default"]
+    original = dict(conn.settings_dict)
+    conn.close()
+    conn.settings_dict.update(HOST="127.0.0.1", PORT="1")
+    try:
+        statuses = [
+            client.post(
+                "/ingest",
+                data=json.dumps(cli_event(n)),
+                content_type="application/json",
+                headers={"x-api-key": raw},
+            ).status_code
+            for n in range(4)
+        ]
+    finally:
+        conn.close()
+        conn.settings_dict.clear()
+        conn.settings_dict.update(original)
+    assert statuses == [503] * 4
+    ingest_lines = [r for r in caplog.records if r.name == "swampclub.ingest"]
+    assert len(ingest_lines) == 1
+    assert "database unavailable" in ingest_lines[0].getMessage()
+    assert ingest_lines[0].exc_info is None
+    assert "Traceback" not in caplog.text
+
+    retry = client.post(
+        "/ingest",
+        data=json.dumps(cli_event(9)),
+        content_type="application/json",
+        headers={"x-api-key": raw},
+    )
+    assert retry.status_code == 202
+    ingest_lines = [r for r in caplog.records if r.name == "swampclub.ingest"]
+    assert len(ingest_lines) == 2
+    assert "database is back after" in ingest_lines[1].getMessage()
+    assert "4 requests affected" in ingest_lines[1].getMessage()
