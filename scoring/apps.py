@@ -12,6 +12,7 @@ class ScoringConfig(AppConfig):
         from scoring.metrics import CLI_INVOCATION, metrics_fold_cli_invocations
         from scoring.models import ApiKey
         from scoring.registry import EventType, event_type_register, ledger_check_register
+        from swampclub.dialect import lookups_register
 
         event_type_register(
             EventType(
@@ -23,3 +24,4 @@ class ScoringConfig(AppConfig):
             )
         )
         ledger_check_register("scores", score_mismatches)
+        lookups_register()

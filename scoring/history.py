@@ -21,8 +21,8 @@ from scoring.constants import scoring_constants
 from scoring.formula import activity_score
 from scoring.metrics import CLI_INVOCATION, command_group, event_time
 from scoring.models import ScoreHistory, TelemetryEvent
-from scoring.sql import insert_rows
 from scoring.tiers import tier_for_total
+from swampclub.dialect import insert_rows
 
 # Award points in force for (member id, end of day): supplied by the caller.
 AwardPointsAsOf = Callable[[int, datetime], int]

@@ -1,4 +1,8 @@
-"""Set-based SQL helpers for the pipeline's hot paths.
+"""The dialect-specific SQL: every statement that differs between PostgreSQL and SQLite.
+
+Services call the named functions here instead of branching on the database vendor.
+
+Set-based SQL for the pipeline's hot paths.
 
 On PostgreSQL a batch of thousands of rows is sent as one JSON document expanded
 server-side (``INSERT ... SELECT ... FROM jsonb_to_recordset(%s)``), and id lists as one
@@ -276,6 +280,8 @@ class InIds(models.Lookup):
         return f"{lhs} IN ({', '.join(['%s'] * len(ids))})", [*lhs_params, *ids]
 
 
-# On plain fields and on foreign keys (related fields only accept lookups registered on them).
-models.Field.register_lookup(InIds)
-models.ForeignObject.register_lookup(InIds)
+def lookups_register() -> None:
+    """Register ``__in_ids`` on plain fields and on foreign keys (related fields only accept
+    lookups registered on them). Called once from ``ScoringConfig.ready()``."""
+    models.Field.register_lookup(InIds)
+    models.ForeignObject.register_lookup(InIds)
