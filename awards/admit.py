@@ -17,14 +17,12 @@ award event, so replays and resends never spend budget twice.
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from django.utils import timezone
 
 from awards.budgets import budget_exceeded_message, budget_get, budget_lock
 from awards.handlers import (
-    EVENT_NAME,
     _event_award,
     _event_timestamp,
     _pending_awards,
@@ -35,7 +33,6 @@ from awards.requests import approval_needed, audit_created, award_requests_creat
 from awards.services import GrantSpec
 from scoring.ingest import IngestRejected
 from scoring.models import ApiKey
-from scoring.registry import event_type_get, event_type_register
 
 
 def award_events_admit(
@@ -127,10 +124,3 @@ def award_events_admit(
 
 def _recipient_ids(api_key: ApiKey, usernames: set[str]) -> list[tuple[str, int]]:
     return [(name, _recipient_id(api_key, name)) for name in usernames]
-
-
-def award_admit_register() -> None:
-    """Attach ``award_events_admit`` to the registered ``award`` event type."""
-    registered = event_type_get(EVENT_NAME)
-    if registered is not None:
-        event_type_register(replace(registered, admit=award_events_admit))

@@ -1,7 +1,7 @@
 """The ``award`` telemetry event (SPEC §4): ingest validation and the consumer's handler.
 
-Registered with ``scoring.registry`` when the awards app loads; ``scoring`` never imports
-this module. An award event looks like::
+Registered with ``scoring.registry`` from ``AwardsConfig.ready()``; ``scoring`` never
+imports this module. An award event looks like::
 
     {"event": "award", "distinct_id": "...", "timestamp": "2026-11-24T10:00:00Z",
      "properties": {"username": "ada", "points": 500, "reason": "Fixed the docs",
@@ -43,16 +43,17 @@ from django.contrib.auth import get_user_model
 
 from awards.models import Award
 from awards.requests import awards_grant_routed
-from awards.services import GrantSpec, award_payload_errors
+from awards.rules import USERNAME_MAX, award_payload_errors
+from awards.services import GrantSpec
 from scoring.apikeys import owners_authority
 from scoring.ingest import parse_timestamp
 from scoring.models import ApiKey, TelemetryEvent
-from scoring.registry import EventType, FieldError, HandleResult, event_type_register
+from scoring.registry import FieldError, HandleResult
+from swampclub.memo import InstanceMemo
 
 EVENT_NAME = "award"
 # SPEC §4: the insert_id column holds at most 100 characters.
 INSERT_ID_MAX = 100
-USERNAME_MAX = 150
 # Service field names → the event's property names, for 400 errors that name the field.
 _FIELD_NAMES = {
     "points": "properties.points",
@@ -62,7 +63,8 @@ _FIELD_NAMES = {
     "idempotency_key": "properties.awardId",
     "granted_by_text": "properties.grantedBy",
 }
-_MEMBER_CACHE_ATTR = "_award_recipient_ids"
+# Recipient ids by username, for the life of one request's ApiKey object (see below).
+_recipient_ids: InstanceMemo[dict[str, int]] = InstanceMemo()
 
 
 @dataclass(frozen=True)
@@ -178,9 +180,9 @@ def _event_timestamp(event: Mapping[str, Any]) -> datetime | None:
 
 
 def _recipient_id(api_key: ApiKey, username: str) -> int | None:
-    # Remembered on the ApiKey object, which lives for one request, so a batch of events
+    # Remembered for the ApiKey object, which lives for one request, so a batch of events
     # for a few members costs a few queries. Only hits are kept: a miss asks again.
-    cache: dict[str, int] = api_key.__dict__.setdefault(_MEMBER_CACHE_ATTR, {})
+    cache = _recipient_ids.get_or_set(api_key, dict)
     if username not in cache:
         member_id = (
             get_user_model()
@@ -388,16 +390,3 @@ def _error_text(error: Any) -> str:
             for field, messages in error.message_dict.items()
         )
     return " ".join(error.messages)
-
-
-event_type_register(
-    EventType(
-        name=EVENT_NAME,
-        scope=ApiKey.SCOPE_AWARD,
-        validate=award_event_validate,
-        conflict=award_events_conflict,
-        conflict_keys=award_events_conflict_keys,
-        default_insert_id=award_event_insert_id,
-        handle=award_events_handle,
-    )
-)

@@ -34,14 +34,12 @@ from django.utils import timezone
 from audit.services import AuditItem, audit_record, audit_record_many
 from awards.budgets import budget_check, budget_lock
 from awards.models import Award, AwardRequest
+from awards.rules import reason_errors
 from awards.services import (
-    REASON_MAX,
-    REASON_MIN,
     AwardConflict,
     BulkGrantError,
     GrantResult,
     GrantSpec,
-    _text_errors,
     _validate_specs,
     award_grant,
     awards_grant_bulk,
@@ -504,9 +502,7 @@ def award_request_reject(*, request_id: int, rejecter: "User", reason: str) -> A
     Idempotent for an already rejected request. Same permission rule and errors as
     approval; an approved or expired request cannot be rejected. Audited.
     """
-    if problems := _text_errors(
-        reason, label="Reason", min_length=REASON_MIN, max_length=REASON_MAX, strip=True
-    ):
+    if problems := reason_errors(reason):
         raise ValidationError({"reason": problems})
     request = _locked(request_id)
     _may_decide(request, rejecter)

@@ -31,7 +31,6 @@ from datetime import datetime
 from itertools import batched
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
@@ -39,17 +38,13 @@ from django.utils import timezone
 
 from awards.events import award_events_granted, award_events_revoked
 from awards.models import Award, AwardRevocation
+from awards.rules import award_payload_errors, reason_errors
 from scoring.models import MemberMetrics, TierChange
 from scoring.scores import ScoreResult, scores_refresh
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
-REASON_MIN = 3
-REASON_MAX = 500
-KEY_MAX = 200
-GRANTED_BY_TEXT_MAX = 200
-STAFF_NOTE_MAX = 2000
 # Rows per INSERT/UPDATE statement on SQLite: well under its 32,766 bind parameters.
 # (PostgreSQL takes every row at once as one array per column.)
 _ROWS_PER_STATEMENT = 500
@@ -126,68 +121,6 @@ class BulkCheck(NamedTuple):
 
 
 # --- validation -------------------------------------------------------------------------------
-
-
-def _text_errors(
-    value: Any, *, label: str, max_length: int, min_length: int = 0, strip: bool = False
-) -> list[str]:
-    """Problems with a text field; lengths count the stored form (stripped when ``strip``)."""
-    if not isinstance(value, str):
-        return [f"{label} must be text."]
-    if "\x00" in value:
-        return [f"{label} must not contain NUL characters."]
-    stored = value.strip() if strip else value
-    if min_length and not value.strip():
-        return [f"{label} must not be blank."]
-    if len(stored) < min_length:
-        return [f"{label} must be at least {min_length} characters."]
-    if len(stored) > max_length:
-        return [f"{label} must be at most {max_length} characters."]
-    return []
-
-
-def award_payload_errors(
-    *,
-    points: Any,
-    reason: Any,
-    idempotency_key: Any,
-    category: Any = Award.Category.OTHER,
-    public: Any = True,
-    staff_note: Any = "",
-    granted_by_text: Any = "",
-) -> dict[str, list[str]]:
-    """The rule violations of an award's payload, by field name; empty when it is valid.
-
-    Pure (no database): points a whole number (``bool`` is not one) in 1..``AWARD_MAX_POINTS``;
-    reason 3..500 characters once stripped; category one of ``Award.Category``; public a
-    bool; idempotency key 1..200 characters; staff note up to 2,000 and ``granted_by_text``
-    up to 200 characters; no text may contain NUL (PostgreSQL cannot store it).
-    """
-    errors: dict[str, list[str]] = {}
-    max_points = settings.AWARD_MAX_POINTS
-    if isinstance(points, bool) or not isinstance(points, int):
-        errors["points"] = ["Points must be a whole number."]
-    elif not 1 <= points <= max_points:
-        errors["points"] = [f"Points must be between 1 and {max_points:,}."]
-    if problems := _text_errors(
-        reason, label="Reason", min_length=REASON_MIN, max_length=REASON_MAX, strip=True
-    ):
-        errors["reason"] = problems
-    if category not in Award.Category.values:
-        errors["category"] = [f"Category must be one of {', '.join(Award.Category.values)}."]
-    if not isinstance(public, bool):
-        errors["public"] = ["Public must be true or false."]
-    if problems := _text_errors(
-        idempotency_key, label="Idempotency key", min_length=1, max_length=KEY_MAX
-    ):
-        errors["idempotency_key"] = problems
-    if problems := _text_errors(staff_note, label="Staff note", max_length=STAFF_NOTE_MAX):
-        errors["staff_note"] = problems
-    if problems := _text_errors(
-        granted_by_text, label="Granted by", max_length=GRANTED_BY_TEXT_MAX
-    ):
-        errors["granted_by_text"] = problems
-    return errors
 
 
 def _spec_errors(spec: GrantSpec) -> dict[str, list[str]]:
@@ -590,9 +523,7 @@ def award_revoke(*, award: Award, revoked_by: "User | None", reason: str) -> Rev
     transaction subtracts); its outbox event is written in the same transaction. Raises
     ``ValidationError`` (``{"reason": [...]}``) for a reason outside 3..500 characters.
     """
-    if problems := _text_errors(
-        reason, label="Reason", min_length=REASON_MIN, max_length=REASON_MAX, strip=True
-    ):
+    if problems := reason_errors(reason):
         raise ValidationError({"reason": problems})
     try:
         # The savepoint keeps the outer transaction usable after a duplicate insert fails.

@@ -32,6 +32,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, TruncDate
 
 from awards.models import Award
+from awards.selectors import AwardRow, award_history_for_member
 from members import charts
 from scoring.models import ScoreHistory, TierBadgeClaim, UserScore
 from scoring.tiers import Tier, tier_get
@@ -597,24 +598,6 @@ class Breakdown:
 
 
 @dataclass(frozen=True)
-class AwardRow:
-    """An award as a given viewer may see it: ``reason`` and ``category`` are None when
-    hidden (a private award seen by anyone but its recipient). Never carries the staff note.
-    """
-
-    id: int
-    points: int
-    reason: str | None
-    category: str | None
-    category_label: str | None
-    public: bool
-    granted_at: datetime
-    revoked: bool
-    revoked_at: datetime | None
-    revocation_reason: str | None
-
-
-@dataclass(frozen=True)
 class AwardPage:
     """One page of a member's award history, newest first."""
 
@@ -661,54 +644,23 @@ def award_counts_for_member(*, member) -> dict[str, int]:
     )
 
 
-def award_history_for_member(
+def award_page_for_member(
     *, member, viewer, page: int = 1, page_size: int = AWARD_PAGE_SIZE
 ) -> AwardPage:
     """One page of ``member``'s awards, newest first, as ``viewer`` may see them.
 
-    Revoked awards are included and flagged (the page strikes them through); their points no
-    longer count. A private award's reason and category, and any revocation reason, are shown
-    only to the recipient themself. The staff note is never loaded.
+    The rows come from ``awards.selectors.award_history_for_member`` (which decides what a
+    viewer sees of a private award); revoked awards are included and flagged (the page
+    strikes them through). The staff note is never loaded. One query.
     """
-    is_owner = bool(viewer is not None and viewer.is_authenticated and viewer.pk == member.pk)
     offset = (page - 1) * page_size
     if offset > MAX_OFFSET:
         # Past any table's end, and past what SQL's OFFSET accepts (a 64-bit integer).
         return AwardPage(rows=[], page=page, has_next=False)
-    awards = list(
-        Award.objects.filter(recipient=member)
-        .select_related("revocation")
-        .only(
-            "id",
-            "points",
-            "reason",
-            "category",
-            "public",
-            "granted_at",
-            "revocation__revoked_at",
-            "revocation__reason",
-        )
-        .order_by("-granted_at", "-id")[offset : offset + page_size + 1]
+    rows = award_history_for_member(
+        member=member, viewer=viewer, offset=offset, limit=page_size + 1
     )
-    rows = []
-    for award in awards[:page_size]:
-        revocation = getattr(award, "revocation", None)
-        visible = award.public or is_owner
-        rows.append(
-            AwardRow(
-                id=award.pk,
-                points=award.points,
-                reason=award.reason if visible else None,
-                category=award.category if visible else None,
-                category_label=award.get_category_display() if visible else None,
-                public=award.public,
-                granted_at=award.granted_at,
-                revoked=revocation is not None,
-                revoked_at=revocation.revoked_at if revocation else None,
-                revocation_reason=revocation.reason if revocation and is_owner else None,
-            )
-        )
-    return AwardPage(rows=rows, page=page, has_next=len(awards) > page_size)
+    return AwardPage(rows=rows[:page_size], page=page, has_next=len(rows) > page_size)
 
 
 def tier_claims_for_member(*, member) -> list[tuple[Tier, datetime, int]]:

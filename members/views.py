@@ -88,9 +88,7 @@ def profile(request: HttpRequest, username: str) -> HttpResponse:
     if page_number < 1:
         raise Http404("No such page.")
 
-    awards = selectors.award_history_for_member(
-        member=member, viewer=request.user, page=page_number
-    )
+    awards = selectors.award_page_for_member(member=member, viewer=request.user, page=page_number)
     if page_number > 1 and not awards.rows:
         raise Http404("No such page.")  # past the last page, however far
     is_owner = request.user.is_authenticated and request.user.pk == member.pk

@@ -38,6 +38,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from scoring.models import ApiKey
+from swampclub.memo import InstanceMemo
 
 KEY_PREFIX = "swamp_"
 PREFIX_LENGTH = len(KEY_PREFIX) + 8
@@ -172,14 +173,22 @@ def _with_owner_authority(queryset: QuerySet[ApiKey]) -> QuerySet[ApiKey]:
     )
 
 
+# The owner's authority as read with the key (or on first need), for the key object's life:
+# one request for an authenticated key.
+_owner_authorities: InstanceMemo[OwnerAuthority] = InstanceMemo()
+
+
 def _authority_attach(api_key: ApiKey) -> ApiKey:
     # Keys loaded through ``_with_owner_authority`` carry their owner's flags.
-    api_key.__dict__["owner_authority"] = _authority(
-        api_key.owner_is_active,  # type: ignore[attr-defined]
-        api_key.owner_is_staff,  # type: ignore[attr-defined]
-        api_key.owner_is_superuser,  # type: ignore[attr-defined]
-        api_key.award_perm_direct,  # type: ignore[attr-defined]
-        api_key.award_perm_group,  # type: ignore[attr-defined]
+    _owner_authorities.set(
+        api_key,
+        _authority(
+            api_key.owner_is_active,  # type: ignore[attr-defined]
+            api_key.owner_is_staff,  # type: ignore[attr-defined]
+            api_key.owner_is_superuser,  # type: ignore[attr-defined]
+            api_key.award_perm_direct,  # type: ignore[attr-defined]
+            api_key.award_perm_group,  # type: ignore[attr-defined]
+        ),
     )
     return api_key
 
@@ -187,13 +196,10 @@ def _authority_attach(api_key: ApiKey) -> ApiKey:
 def api_key_owner_authority(api_key: ApiKey) -> OwnerAuthority:
     """The owner's authority for ``api_key``: loaded with the key when it was authenticated
     (no query), else read now (one query) and kept on the object for its request."""
-    authority = api_key.__dict__.get("owner_authority")
-    if authority is None:
-        authority = owners_authority(owner_ids=[api_key.owner_id]).get(
-            api_key.owner_id, _NO_AUTHORITY
-        )
-        api_key.__dict__["owner_authority"] = authority
-    return authority
+    return _owner_authorities.get_or_set(
+        api_key,
+        lambda: owners_authority(owner_ids=[api_key.owner_id]).get(api_key.owner_id, _NO_AUTHORITY),
+    )
 
 
 def api_key_scope_problem(api_key: ApiKey, scope: str) -> str | None:
