@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from awards.models import Award, AwardRequest, GranterBudget
 from scoring.models import TelemetryEvent
+from swampclub.dialect import json_number_sql
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -97,16 +98,7 @@ def budget_used(*, granter_id: int, now: datetime | None = None) -> int:
     since = budget_window_start(now)
     award_meta, request_meta, event_meta = Award._meta, AwardRequest._meta, TelemetryEvent._meta
     qn = connection.ops.quote_name
-    if connection.vendor == "postgresql":
-        points_of_event = (
-            "CASE WHEN jsonb_typeof(properties -> 'points') = 'number' "
-            "THEN CAST(properties ->> 'points' AS numeric) ELSE 0 END"
-        )
-    else:
-        points_of_event = (
-            "CASE WHEN json_type(properties, '$.points') IN ('integer', 'real') "
-            "THEN json_extract(properties, '$.points') ELSE 0 END"
-        )
+    points_of_event = json_number_sql("properties", "points")
     adapt = connection.ops.adapt_datetimefield_value
     sql = (
         # Identifiers come from the models and are quoted; every value is a parameter.

@@ -4,50 +4,49 @@ The staff form, the bulk upload and the ``award`` API event all come through her
 guarantees hold whichever path carries an award:
 
 - **Exactly once.** An award is inserted *through* the UNIQUE (recipient, idempotency_key)
-  constraint — ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` — never after a separate
+  constraint — ``INSERT ... ON CONFLICT DO NOTHING RETURNING id``
+  (``swampclub.dialect.insert_returning_new``) — never after a separate
   "does it exist?" read, so concurrent grants of one key insert one row, and only the
   transaction whose insert returned the row adds its points.
 - **Idempotent.** Repeating a grant with the same key and the same points and reason returns
   the stored award (``created=False``) and changes nothing. The same key with different
   points or reason is a conflict (``AwardConflict``); nothing is written.
-- **Atomic.** The award row, the change to ``MemberMetrics.award_points`` and the refreshed
-  score commit together or not at all.
+- **Atomic.** The award row, the change to ``MemberMetrics.award_points`` (made by
+  scoring's ``metrics_add_award_points``) and the refreshed score commit together or not
+  at all.
 - **Outside the activity formula.** Points go to ``award_points`` only: they never touch
   event counts, active dates, streaks, caps or multipliers.
 - **Scored at once.** The recipient's score is refreshed in the same transaction through
   ``scoring.scores.scores_refresh`` (cause ``award`` or ``revocation``), the function the
   score batch uses, so the caller already knows the new total and any tier change.
 
-Lock order (see ``scoring.scores``): the award's unique-index entry, then the recipients'
-``MemberMetrics`` rows (in member id order), then their ``UserScore`` rows (in member id
-order, inside ``scores_refresh``). Bulk inserts go in (recipient, key) order, so two bulk
-grants over overlapping rows wait for each other instead of deadlocking.
+Locks: the award's unique-index entry first — bulk inserts go in (recipient, key) order, so
+two bulk grants over overlapping rows wait for each other instead of deadlocking — then the
+project's lock order for ``MemberMetrics`` and ``UserScore``, documented in
+``scoring.scores``.
 """
 
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import batched
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from awards.events import award_events_granted, award_events_revoked
 from awards.models import Award, AwardRevocation
 from awards.rules import award_payload_errors, reason_errors
-from scoring.models import MemberMetrics, TierChange
+from scoring.award_points import metrics_add_award_points
+from scoring.models import TierChange
 from scoring.scores import ScoreResult, scores_refresh
+from swampclub.dialect import insert_returning_new
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
-
-# Rows per INSERT/UPDATE statement on SQLite: well under its 32,766 bind parameters.
-# (PostgreSQL takes every row at once as one array per column.)
-_ROWS_PER_STATEMENT = 500
 
 
 class AwardConflict(ValidationError):
@@ -173,112 +172,6 @@ def _conflict(award: Award) -> AwardConflict:
     )
 
 
-# --- set-based writes ----------------------------------------------------------------------
-
-
-def _rows_sources(
-    rows: Sequence[Sequence[Any]], db_types: Sequence[str]
-) -> Iterator[tuple[str, list[Any]]]:
-    """``rows`` as SQL row sources (``SELECT`` or ``VALUES``), each with its parameters.
-
-    PostgreSQL: one ``SELECT * FROM unnest(%s::type[], ...)`` with one array parameter per
-    column however many rows there are, so the statement is parsed and planned once and the
-    driver quotes a few arrays instead of thousands of scalars. SQLite: ``VALUES`` lists of
-    at most ``_ROWS_PER_STATEMENT`` rows (its bind-parameter limit).
-    """
-    if connection.vendor == "postgresql":
-        casts = ", ".join(f"%s::{db_type}[]" for db_type in db_types)
-        # The types come from the model's fields; every value is a parameter.
-        source = f"SELECT * FROM unnest({casts})"  # noqa: S608
-        yield source, [list(column) for column in zip(*rows, strict=True)]
-        return
-    row_sql = "(" + ", ".join(["%s"] * len(db_types)) + ")"
-    for chunk in batched(rows, _ROWS_PER_STATEMENT):
-        yield "VALUES " + ", ".join([row_sql] * len(chunk)), [v for row in chunk for v in row]
-
-
-def _array_type(field: Any) -> str:
-    # The column type without its length (varchar, not varchar(500)): the arrays only carry
-    # values into the INSERT, which checks the lengths against the real column.
-    return field.db_type(connection).split("(")[0]
-
-
-def _awards_insert(awards: Sequence[Award]) -> set[int]:
-    """Insert ``awards``, skipping any whose (recipient, key) exists; return the new ids.
-
-    ``INSERT ... ON CONFLICT (recipient_id, idempotency_key) DO NOTHING RETURNING id`` (both
-    PostgreSQL and SQLite ≥ 3.35): the constraint, not a prior read, decides who inserts.
-    On PostgreSQL a concurrent insert of the same key waits for the other transaction and
-    then does nothing (if it committed) or inserts (if it rolled back). Django's
-    ``bulk_create(ignore_conflicts=True)`` cannot report which rows were inserted.
-    """
-    if not awards:
-        return set()
-    meta = Award._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
-    qn = connection.ops.quote_name
-    columns = ", ".join(qn(f.column) for f in fields)
-    target = ", ".join(qn(meta.get_field(name).column) for name in ("recipient", "idempotency_key"))
-    rows = [
-        [f.get_db_prep_save(f.pre_save(award, add=True), connection=connection) for f in fields]
-        for award in awards
-    ]
-    inserted: set[int] = set()
-    for source, params in _rows_sources(rows, [_array_type(f) for f in fields]):
-        # ``WHERE true`` keeps SQLite from reading ON CONFLICT as a join constraint.
-        sql = (
-            # Identifiers come from the model and are quoted; every value is a parameter.
-            f"INSERT INTO {qn(meta.db_table)} ({columns}) "  # noqa: S608
-            f"SELECT * FROM ({source}) AS row_source WHERE true "
-            f"ON CONFLICT ({target}) DO NOTHING RETURNING {qn(meta.pk.column)}"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            inserted.update(row[0] for row in cursor.fetchall())
-    return inserted
-
-
-def _metrics_add_award_points(deltas: Mapping[int, int]) -> None:
-    """Add each delta to its member's ``MemberMetrics.award_points`` (creating missing rows).
-
-    Set-based: one insert of missing rows, one ``SELECT ... FOR UPDATE`` in member order
-    (so overlapping bulk grants lock in the same order), one ``UPDATE ... FROM`` the deltas.
-    The addition is done by the database under the row lock, so concurrent grants to one
-    member never lose an update.
-    """
-    changes = sorted((member_id, delta) for member_id, delta in deltas.items() if delta)
-    if not changes:
-        return
-    member_ids = [member_id for member_id, _ in changes]
-    # A member's first award may come before their first event: the row must exist.
-    MemberMetrics.objects.bulk_create(
-        [MemberMetrics(member_id=member_id) for member_id in member_ids], ignore_conflicts=True
-    )
-    list(
-        MemberMetrics.objects.select_for_update()
-        .filter(member_id__in=member_ids)
-        .order_by("member_id")
-        .values_list("member_id", flat=True)
-    )
-    meta = MemberMetrics._meta
-    qn = connection.ops.quote_name
-    table = qn(meta.db_table)
-    member_col = qn(meta.get_field("member").column)
-    points_col = qn(meta.get_field("award_points").column)
-    updated_col = qn(meta.get_field("updated_at").column)
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    for source, params in _rows_sources(changes, ["bigint", "bigint"]):
-        # A CTE names the source's columns the same way on PostgreSQL and SQLite (≥ 3.33).
-        sql = (
-            # Identifiers come from the model and are quoted; every value is a parameter.
-            f"WITH delta (member_id, points) AS ({source}) "  # noqa: S608
-            f"UPDATE {table} SET {points_col} = {table}.{points_col} + delta.points, "
-            f"{updated_col} = %s FROM delta WHERE {table}.{member_col} = delta.member_id"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [*params, now])
-
-
 def _grant_valid(
     rows: Sequence[tuple[int, GrantSpec]],
     *,
@@ -312,7 +205,7 @@ def _grant_valid(
         )
         for _, spec in sorted(first_rows.items(), key=lambda item: item[0])
     ]
-    inserted_ids = _awards_insert(candidates)
+    inserted_ids = insert_returning_new(Award, candidates, unique=("recipient", "idempotency_key"))
 
     wanted = set(first_rows)
     stored = {
@@ -340,7 +233,7 @@ def _grant_valid(
         results[index] = GrantResult(award=award, created=created, score=None)
 
     if deltas:
-        _metrics_add_award_points(deltas)
+        metrics_add_award_points(deltas=deltas)
         scores = scores_refresh(member_ids=sorted(deltas), cause=TierChange.Cause.AWARD)
         award_events_granted(awards=[r.award for r in results.values() if r.created], scores=scores)
         for index, result in results.items():
@@ -539,7 +432,7 @@ def award_revoke(*, award: Award, revoked_by: "User | None", reason: str) -> Rev
         if existing is None:  # some other integrity problem: not ours to hide
             raise
         return RevokeResult(revocation=existing, created=False, score=None)
-    _metrics_add_award_points({award.recipient_id: -award.points})
+    metrics_add_award_points(deltas={award.recipient_id: -award.points})
     scores = scores_refresh(member_ids=[award.recipient_id], cause=TierChange.Cause.REVOCATION)
     award_events_revoked(award=award, score=scores.get(award.recipient_id))
     return RevokeResult(revocation=revocation, created=True, score=scores.get(award.recipient_id))

@@ -2,23 +2,23 @@
 
 Services call the named functions here instead of branching on the database vendor.
 
-Set-based SQL for the pipeline's hot paths.
-
-On PostgreSQL a batch of thousands of rows is sent as one JSON document expanded
-server-side (``INSERT ... SELECT ... FROM jsonb_to_recordset(%s)``), and id lists as one
-array literal (``WHERE id = ANY(%s)``): one parameter instead of tens of thousands, so
-neither Django's per-value preparation nor the driver's per-parameter quoting grows with
-the batch. Other
-databases (SQLite, the zero-setup default) take the ORM's portable path in the callers.
+One row transport for batches: on PostgreSQL a batch of thousands of rows is sent as one
+array literal per column expanded server-side (``INSERT ... SELECT * FROM unnest(%s::t[],
+...)``), and id lists as one array literal (``WHERE id = ANY(%s)``): one parameter per
+column instead of tens of thousands, so neither Django's per-value preparation nor the
+driver's per-parameter quoting grows with the batch. SQLite (the zero-setup default) gets
+``VALUES`` lists of at most ``ROWS_PER_STATEMENT`` rows, or the ORM's portable path.
 """
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
+from itertools import batched
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, models
+from django.utils import timezone
 
 
 def is_postgresql() -> bool:
@@ -26,14 +26,15 @@ def is_postgresql() -> bool:
     return connection.vendor == "postgresql"
 
 
-def ids_in(column: str, ids: Iterable[int]) -> tuple[str, list[Any]]:
+def ids_in(column: str, ids: Iterable[int], *, vendor: str | None = None) -> tuple[str, list[Any]]:
     """``column`` restricted to ``ids``: ``= ANY(%s)`` on PostgreSQL, ``IN (...)`` elsewhere.
 
     On PostgreSQL the ids go as one array literal (``'{1,2,3}'``): the driver's client-side
-    quoting of a Python list costs more than the query for a batch of thousands.
+    quoting of a Python list costs more than the query for a batch of thousands. ``vendor``
+    defaults to the default database's. The ``__in_ids`` lookup builds its SQL here too.
     """
     ids = [int(i) for i in ids]
-    if is_postgresql():
+    if (vendor or connection.vendor) == "postgresql":
         return f"{column} = ANY(%s::bigint[])", ["{" + ",".join(map(str, ids)) + "}"]
     if not ids:
         return "1 = 0", []
@@ -44,55 +45,6 @@ def _json_default(value: Any) -> str:
     if isinstance(value, (datetime, date)):
         return value.isoformat()  # full precision (DjangoJSONEncoder drops microseconds)
     raise TypeError(f"cannot encode {type(value).__name__}")
-
-
-def recordset_select(
-    model: type[models.Model], columns: Sequence[str], rows: Sequence[Sequence[Any]]
-) -> tuple[str, str, list[Any]]:
-    """``(column list, SELECT ..., params)`` producing ``rows`` as typed rows of ``model``'s
-    table on PostgreSQL. ``columns`` are field names or foreign-key attnames.
-
-    The rows travel as one JSON document expanded by ``jsonb_to_recordset``: a single text
-    parameter, encoded by the C JSON encoder, typed by the server with each column's own
-    type.
-    """
-    opts = model._meta
-    quote = connection.ops.quote_name
-    keys, definitions = [], []
-    for name in columns:
-        field = opts.get_field(name)  # a field name or a foreign key's attname
-        target = field.target_field if isinstance(field, models.ForeignKey) else field
-        keys.append(field.column)
-        definitions.append(f"{quote(field.column)} {target.db_type(connection)}")
-    # jsonb_to_recordset matches object keys to the column definitions by name.
-    document = json.dumps(
-        [dict(zip(keys, row, strict=True)) for row in rows], default=_json_default
-    )
-    names = ", ".join(quote(k) for k in keys)
-    # Only identifiers from model metadata are formatted in; the rows are one parameter.
-    select = f"SELECT {names} FROM jsonb_to_recordset(%s::jsonb) AS r({', '.join(definitions)})"  # noqa: S608
-    return names, select, [document]
-
-
-def pg_insert(
-    model: type[models.Model],
-    columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    *,
-    on_conflict: str = "",
-) -> int:
-    """Insert ``rows`` into ``model`` in one statement (PostgreSQL only); returns rowcount.
-
-    ``on_conflict`` is appended verbatim (``ON CONFLICT (...) DO ...``); the target table
-    is aliased ``t0`` so the conflict clause can refer to the existing row.
-    """
-    if not rows:
-        return 0
-    names, select, params = recordset_select(model, columns, rows)
-    table = connection.ops.quote_name(model._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {table} AS t0 ({names}) {select} {on_conflict}", params)
-        return cursor.rowcount
 
 
 def _array_columns(model: type[models.Model], columns: Sequence[str]) -> list[tuple[str, str]]:
@@ -129,11 +81,61 @@ def _array_literal(values: Sequence[Any]) -> str:
     return "{" + ",".join([quoted.get(v) or quote(v) for v in values]) + "}"
 
 
-def _column_arrays(rows: Sequence[Sequence[Any]], width: int) -> list[str]:
+def _column_arrays(
+    rows: Sequence[Sequence[Any]], array_types: Sequence[str], *, encode_json: bool = False
+) -> list[str]:
     # One array literal per column, sent as one text parameter each and cast server-side
-    # to the column's array type; unnest() turns them back into rows.
-    columns = [list(column) for column in zip(*rows, strict=True)] or [[]] * width
+    # to the column's array type; unnest() turns them back into rows. With ``encode_json``
+    # a JSON column's Python values are encoded here; otherwise they arrive as JSON text.
+    columns = [list(column) for column in zip(*rows, strict=True)] or [[]] * len(array_types)
+    for index, array_type in enumerate(array_types):
+        if encode_json and array_type.startswith("json"):
+            columns[index] = [
+                None if v is None else json.dumps(v, default=_json_default) for v in columns[index]
+            ]
     return [_array_literal(column) for column in columns]
+
+
+def _unnest_select(
+    model: type[models.Model],
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    encode_json: bool = False,
+) -> tuple[list[str], str, list[str]]:
+    """``(quoted columns, SELECT * FROM unnest(...), params)``: ``rows`` of ``model``'s
+    ``columns`` (field names or attnames) as one typed array parameter per column."""
+    typed = _array_columns(model, columns)
+    arrays = ", ".join(f"%s::{array_type}" for _, array_type in typed)
+    # Only types from model metadata are formatted in; the values are parameters.
+    select = f"SELECT * FROM unnest({arrays})"  # noqa: S608
+    arrays_params = _column_arrays(rows, [t for _, t in typed], encode_json=encode_json)
+    return [c for c, _ in typed], select, arrays_params
+
+
+def pg_insert(
+    model: type[models.Model],
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    on_conflict: str = "",
+) -> int:
+    """Insert ``rows`` into ``model`` in one statement (PostgreSQL only); returns rowcount.
+
+    The rows travel as one array parameter per column (``unnest``); a JSON column takes
+    Python values (dicts, lists), encoded here. ``on_conflict`` is
+    appended verbatim (``ON CONFLICT (...) DO ...``); the target table is aliased ``t0`` so
+    the conflict clause can refer to the existing row.
+    """
+    if not rows:
+        return 0
+    names, select, params = _unnest_select(model, columns, rows, encode_json=True)
+    table = connection.ops.quote_name(model._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} AS t0 ({', '.join(names)}) {select} {on_conflict}", params
+        )
+        return cursor.rowcount
 
 
 def pg_insert_arrays(
@@ -147,20 +149,19 @@ def pg_insert_arrays(
     """Insert ``rows`` into ``model`` in one ``INSERT ... SELECT * FROM unnest(...)``
     (PostgreSQL only): one array parameter per column, whatever the number of rows.
 
-    ``on_conflict`` is appended verbatim; with ``returning`` (a field's column name) the
-    values of that column for the rows actually inserted are returned.
+    A JSON column's values are given as JSON text. ``on_conflict`` is appended verbatim;
+    with ``returning`` (a field's column name) the values of that column for the rows
+    actually inserted are returned.
     """
     if not rows:
         return []
-    typed = _array_columns(model, columns)
-    names = ", ".join(column for column, _ in typed)
-    arrays = ", ".join(f"%s::{array_type}" for _, array_type in typed)
+    names, select, params = _unnest_select(model, columns, rows)
     table = connection.ops.quote_name(model._meta.db_table)
-    query = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) {on_conflict}"  # noqa: S608
+    query = f"INSERT INTO {table} ({', '.join(names)}) {select} {on_conflict}"
     if returning:
         query += f" RETURNING {connection.ops.quote_name(returning)}"
     with connection.cursor() as cursor:
-        cursor.execute(query, _column_arrays(rows, len(typed)))
+        cursor.execute(query, params)
         return [row[0] for row in cursor.fetchall()] if returning else []
 
 
@@ -171,22 +172,20 @@ def pg_update_arrays(
     ``columns``) in one ``UPDATE ... FROM unnest(...)`` (PostgreSQL only); returns rowcount.
 
     Unlike ``INSERT ... ON CONFLICT DO UPDATE`` nothing is inserted: a row of ``rows``
-    whose key matches no row is ignored.
+    whose key matches no row is ignored. A JSON column's values are given as JSON text.
     """
     if not rows:
         return 0
-    typed = _array_columns(model, columns)
-    names = [column for column, _ in typed]
+    names, select, params = _unnest_select(model, columns, rows)
     key_column = names[list(columns).index(key)]
-    arrays = ", ".join(f"%s::{array_type}" for _, array_type in typed)
     assignments = ", ".join(f"{c} = v.{c}" for c in names if c != key_column)
     table = connection.ops.quote_name(model._meta.db_table)
     query = (
         f"UPDATE {table} AS t SET {assignments} "  # noqa: S608 - identifiers from metadata
-        f"FROM unnest({arrays}) AS v({', '.join(names)}) WHERE t.{key_column} = v.{key_column}"
+        f"FROM ({select}) AS v({', '.join(names)}) WHERE t.{key_column} = v.{key_column}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(query, _column_arrays(rows, len(typed)))
+        cursor.execute(query, params)
         return cursor.rowcount
 
 
@@ -244,6 +243,125 @@ def upsert_rows(
     )
 
 
+# Rows per INSERT/UPDATE statement on SQLite: well under its 32,766 bind parameters.
+# (PostgreSQL takes every row at once as one array per column.)
+ROWS_PER_STATEMENT = 500
+
+
+def rows_source(
+    rows: Sequence[Sequence[Any]], db_types: Sequence[str]
+) -> Iterator[tuple[str, list[Any]]]:
+    """``rows`` as SQL row sources (``SELECT`` or ``VALUES``), each with its parameters.
+
+    PostgreSQL: one ``SELECT * FROM unnest(%s::type[], ...)`` with one array literal per
+    column however many rows there are, so the statement is parsed and planned once and the
+    driver passes a few strings instead of thousands of scalars. SQLite: ``VALUES`` lists
+    of at most ``ROWS_PER_STATEMENT`` rows (its bind-parameter limit). ``db_types`` are
+    the columns' types without length (``varchar``, not ``varchar(500)``).
+    """
+    if is_postgresql():
+        casts = ", ".join(f"%s::{db_type}[]" for db_type in db_types)
+        # The types come from the model's fields; every value is a parameter.
+        source = f"SELECT * FROM unnest({casts})"  # noqa: S608
+        yield source, _column_arrays(rows, [f"{db_type}[]" for db_type in db_types])
+        return
+    row_sql = "(" + ", ".join(["%s"] * len(db_types)) + ")"
+    for chunk in batched(rows, ROWS_PER_STATEMENT):
+        yield "VALUES " + ", ".join([row_sql] * len(chunk)), [v for row in chunk for v in row]
+
+
+def _column_type(field: Any) -> str:
+    # The column type without its length (varchar, not varchar(500)): the arrays only carry
+    # values into the statement, which checks the lengths against the real column.
+    return field.db_type(connection).split("(")[0]
+
+
+def insert_returning_new(
+    model: type[models.Model], objs: Sequence[models.Model], *, unique: Sequence[str]
+) -> set[Any]:
+    """Insert ``objs``, skipping any that hit the ``unique`` fields' constraint; return the
+    primary keys of the rows inserted.
+
+    ``INSERT ... ON CONFLICT (unique) DO NOTHING RETURNING pk`` (PostgreSQL, and SQLite
+    ≥ 3.35): the constraint, not a prior read, decides who inserts. On PostgreSQL a
+    concurrent insert of the same key waits for the other transaction and then does nothing
+    (if it committed) or inserts (if it rolled back). Django's
+    ``bulk_create(ignore_conflicts=True)`` cannot report which rows were inserted.
+    """
+    if not objs:
+        return set()
+    meta = model._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(f.column) for f in fields)
+    target = ", ".join(qn(meta.get_field(name).column) for name in unique)
+    rows = [
+        [f.get_db_prep_save(f.pre_save(obj, add=True), connection=connection) for f in fields]
+        for obj in objs
+    ]
+    inserted: set[Any] = set()
+    for source, params in rows_source(rows, [_column_type(f) for f in fields]):
+        # ``WHERE true`` keeps SQLite from reading ON CONFLICT as a join constraint.
+        sql = (
+            # Identifiers come from the model and are quoted; every value is a parameter.
+            f"INSERT INTO {qn(meta.db_table)} ({columns}) "  # noqa: S608
+            f"SELECT * FROM ({source}) AS row_source WHERE true "
+            f"ON CONFLICT ({target}) DO NOTHING RETURNING {qn(meta.pk.column)}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            inserted.update(row[0] for row in cursor.fetchall())
+    return inserted
+
+
+def add_from_deltas(
+    model: type[models.Model],
+    *,
+    key: str,
+    column: str,
+    deltas: Sequence[tuple[int, int]],
+    touch: str | None = None,
+) -> None:
+    """``UPDATE model SET column = column + delta`` for each ``(key value, delta)`` of
+    ``deltas``, in one statement per row source; ``touch`` names a datetime field set to
+    now. The database adds under its row lock, so concurrent additions never lose one."""
+    if not deltas:
+        return
+    meta = model._meta
+    qn = connection.ops.quote_name
+    table = qn(meta.db_table)
+    key_col = qn(meta.get_field(key).column)
+    value_col = qn(meta.get_field(column).column)
+    assignments = f"{value_col} = {table}.{value_col} + delta.amount"
+    extra: list[Any] = []
+    if touch is not None:
+        assignments += f", {qn(meta.get_field(touch).column)} = %s"
+        extra.append(connection.ops.adapt_datetimefield_value(timezone.now()))
+    for source, params in rows_source(deltas, ["bigint", "bigint"]):
+        # A CTE names the source's columns the same way on PostgreSQL and SQLite (≥ 3.33).
+        sql = (
+            # Identifiers come from the model and are quoted; every value is a parameter.
+            f"WITH delta (key, amount) AS ({source}) "  # noqa: S608
+            f"UPDATE {table} SET {assignments} FROM delta WHERE {table}.{key_col} = delta.key"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, *extra])
+
+
+def json_number_sql(column: str, key: str) -> str:
+    """SQL for the number at ``key`` of the JSON object in ``column`` (0 when it is not a
+    number). ``column`` and ``key`` are trusted identifiers, never user input."""
+    if is_postgresql():
+        return (
+            f"CASE WHEN jsonb_typeof({column} -> '{key}') = 'number' "
+            f"THEN CAST({column} ->> '{key}' AS numeric) ELSE 0 END"
+        )
+    return (
+        f"CASE WHEN json_type({column}, '$.{key}') IN ('integer', 'real') "
+        f"THEN json_extract({column}, '$.{key}') ELSE 0 END"
+    )
+
+
 class IdArray:
     """Ids for ``__in_ids`` that the ORM hands to the lookup whole.
 
@@ -272,12 +390,11 @@ class InIds(models.Lookup):
 
     def as_sql(self, compiler, connection):
         lhs, lhs_params = self.process_lhs(compiler, connection)
-        ids = [int(i) for i in (self.rhs.ids if isinstance(self.rhs, IdArray) else self.rhs)]
-        if connection.vendor == "postgresql":
-            return f"{lhs} = ANY(%s::bigint[])", [*lhs_params, "{" + ",".join(map(str, ids)) + "}"]
-        if not ids:
+        ids = self.rhs.ids if isinstance(self.rhs, IdArray) else self.rhs
+        if connection.vendor != "postgresql" and not ids:
             raise EmptyResultSet
-        return f"{lhs} IN ({', '.join(['%s'] * len(ids))})", [*lhs_params, *ids]
+        sql, params = ids_in(lhs, ids, vendor=connection.vendor)
+        return sql, [*lhs_params, *params]
 
 
 def lookups_register() -> None:
