@@ -1,3 +1,5 @@
+from importlib import import_module
+
 from django.apps import AppConfig
 
 
@@ -40,3 +42,6 @@ class AwardsConfig(AppConfig):
         )
         ledger_check_register("awards", award_points_mismatches)
         openapi_extend(schema_builders={"AwardProperties": award_properties_schema})
+        # The tasks join Celery's registry in every process (web included), so the services
+        # queue them by name (``awards.wakeups``) without importing the tasks module.
+        import_module("awards.tasks")

@@ -26,10 +26,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 from django.utils import timezone
 
+from audit.services import audit_record
 from awards.models import Award, AwardRequest, GranterBudget
 from scoring.models import TelemetryEvent
 from swampclub.dialect import json_number_sql
@@ -175,10 +176,6 @@ def budget_override_set(*, granter: "User", points: int | None, by: "User") -> G
 
     Raises ``PermissionDenied`` for anyone else.
     """
-    from django.core.exceptions import PermissionDenied
-
-    from audit.services import audit_record
-
     if not by.is_superuser:
         raise PermissionDenied("Only a superuser can change a granter's budget.")
     budget_lock(granter=granter)

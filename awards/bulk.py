@@ -35,6 +35,7 @@ from awards.models import Award, BulkGrantJob
 from awards.requests import awards_grant_governed, grants_route
 from awards.selectors_staff import totals_for_members, usernames_to_members
 from awards.services import BulkGrantError, GrantSpec, awards_bulk_check, awards_grant_bulk
+from awards.wakeups import bulk_job_wake
 from scoring.tiers import Tier, tier_for_total
 
 logger = logging.getLogger("swampclub.bulk")
@@ -460,21 +461,8 @@ def bulk_job_confirm(*, token: uuid.UUID, user) -> BulkGrantJob:
         bulk_job_run(job_id=job.pk)
         job.refresh_from_db()
     else:
-        transaction.on_commit(lambda: _enqueue(job.pk))
+        transaction.on_commit(lambda: bulk_job_wake(job.pk))
     return job
-
-
-def _enqueue(job_id: int) -> None:
-    from awards.tasks import bulk_grant_task
-
-    # A broker outage must not fail the confirmation: the job row holds the work, and
-    # ``bulk_jobs_resume`` (beat) starts it once it has waited ``STALL_AFTER``.
-    try:
-        bulk_grant_task.delay(job_id)
-    except Exception:  # any broker error is only a delay
-        logger.warning(
-            "could not queue bulk job %s; the resume task will run it", job_id, exc_info=True
-        )
 
 
 def _specs(job: BulkGrantJob, rows: Sequence[dict]) -> list[GrantSpec]:
