@@ -22,12 +22,8 @@ from typing import Any
 from django.utils import timezone
 
 from awards.budgets import budget_exceeded_message, budget_get, budget_lock
-from awards.handlers import (
-    _event_award,
-    _event_timestamp,
-    _pending_awards,
-    _recipient_id,
-)
+from awards.event_payload import event_award, event_timestamp
+from awards.handlers import pending_awards, recipient_id_for
 from awards.models import Award, AwardRequest
 from awards.requests import approval_needed, audit_created, award_requests_create, stored_by_key
 from awards.services import GrantSpec
@@ -43,14 +39,14 @@ def award_events_admit(
     rows: list[tuple[int, GrantSpec]] = []
     usernames = set()
     for index, event in indexed:
-        award = _event_award(event)
+        award = event_award(event)
         if award is None:
             continue
-        recipient_id = _recipient_id(api_key, award.username)
+        recipient_id = recipient_id_for(api_key, award.username)
         if recipient_id is None:
             continue
         usernames.add(award.username)
-        granted_at = _event_timestamp(event)
+        granted_at = event_timestamp(event)
         rows.append(
             (
                 index,
@@ -73,7 +69,7 @@ def award_events_admit(
     specs = [spec for _, spec in rows]
     awards = stored_by_key(specs, Award)
     requests = stored_by_key(specs, AwardRequest)
-    queued = {(a.username, a.key) for a in _pending_awards(usernames)}
+    queued = {(a.username, a.key) for a in pending_awards(usernames)}
     names = {recipient_id: name for name, recipient_id in _recipient_ids(api_key, usernames)}
     budget = budget_get(granter=granter)
     errors = []
@@ -123,4 +119,4 @@ def award_events_admit(
 
 
 def _recipient_ids(api_key: ApiKey, usernames: set[str]) -> list[tuple[str, int]]:
-    return [(name, _recipient_id(api_key, name)) for name in usernames]
+    return [(name, recipient_id_for(api_key, name)) for name in usernames]

@@ -14,8 +14,8 @@ class AwardsConfig(AppConfig):
         # requests in ``awards.admit``), the award-points invariant of ``check_ledger`` and
         # the award event's schema in the API document.
         from awards.admit import award_events_admit
+        from awards.event_payload import EVENT_NAME
         from awards.handlers import (
-            EVENT_NAME,
             award_event_insert_id,
             award_event_validate,
             award_events_conflict,
