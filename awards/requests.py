@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from audit.services import AuditItem, audit_record, audit_record_many
 from awards.budgets import budget_check, budget_lock
+from awards.grant_specs import validate_specs
 from awards.models import Award, AwardRequest
 from awards.rules import reason_errors
 from awards.services import (
@@ -40,7 +41,6 @@ from awards.services import (
     BulkGrantError,
     GrantResult,
     GrantSpec,
-    _validate_specs,
     award_grant,
     awards_grant_bulk,
 )
@@ -203,7 +203,7 @@ def award_requests_create(
     if not specs:
         return []
     now = now or timezone.now()
-    errors: dict[int, ValidationError] = dict(_validate_specs(specs, granted_by=requested_by))
+    errors: dict[int, ValidationError] = dict(validate_specs(specs, granted_by=requested_by))
     if errors and not skip_invalid:
         raise BulkGrantError(errors)
     expires_at = now + timedelta(days=settings.AWARD_REQUEST_TTL_DAYS)

@@ -27,19 +27,28 @@ project's lock order for ``MemberMetrics`` and ``UserScore``, documented in
 """
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from awards.events import award_events_granted, award_events_revoked
+from awards.grant_specs import (
+    AwardConflict,
+    BulkCheck,
+    BulkGrantError,
+    GrantResult,
+    GrantSpec,
+    conflict_error,
+    same_payload,
+    spec_errors,
+    validate_specs,
+)
 from awards.models import Award, AwardRevocation
-from awards.rules import award_payload_errors, reason_errors
+from awards.rules import reason_errors
 from scoring.award_points import metrics_add_award_points
 from scoring.models import TierChange
 from scoring.scores import ScoreResult, scores_refresh
@@ -49,127 +58,12 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 
-class AwardConflict(ValidationError):
-    """The idempotency key is already used for this recipient with other points or reason.
-
-    ``existing`` is the stored award the key belongs to.
-    """
-
-    def __init__(self, message: str, *, existing: Award) -> None:
-        super().__init__(message, code="award_conflict")
-        self.existing = existing
-
-
-class BulkGrantError(ValidationError):
-    """Some rows of an all-or-nothing bulk grant were invalid or conflicting; nothing changed.
-
-    ``row_errors`` maps the row's index in ``grants`` to its ``ValidationError``.
-    """
-
-    def __init__(self, row_errors: Mapping[int, ValidationError]) -> None:
-        self.row_errors = dict(sorted(row_errors.items()))
-        super().__init__(
-            f"{len(self.row_errors)} row(s) cannot be granted; nothing was granted.",
-            code="bulk_invalid",
-        )
-
-
-class GrantResult(NamedTuple):
-    """One grant's outcome.
-
-    ``award`` is the stored award (new or already there); ``created`` is True only for the
-    call that inserted it; ``score`` is the recipient's refresh when something was created.
-    In ``awards_grant_bulk(..., skip_invalid=True)`` a refused row has ``award=None`` (or the
-    conflicting stored award) and its reason in ``error``.
-    """
-
-    award: Award | None
-    created: bool
-    score: ScoreResult | None
-    error: ValidationError | None = None
-
-
 class RevokeResult(NamedTuple):
     """One revocation's outcome; ``created`` is False when the award was already revoked."""
 
     revocation: AwardRevocation
     created: bool
     score: ScoreResult | None
-
-
-@dataclass(frozen=True)
-class GrantSpec:
-    """One row of a bulk grant (the recipient by id; everything else as for ``award_grant``)."""
-
-    recipient_id: int
-    points: int
-    reason: str
-    idempotency_key: str
-    category: str = Award.Category.OTHER
-    public: bool = True
-    staff_note: str = ""
-    granted_by_text: str = ""
-    granted_at: datetime | None = None
-
-
-class BulkCheck(NamedTuple):
-    """A read-only look at a bulk grant: what would be refused and what is already granted."""
-
-    errors: dict[int, ValidationError]
-    existing: dict[int, Award]
-
-
-# --- validation -------------------------------------------------------------------------------
-
-
-def _spec_errors(spec: GrantSpec) -> dict[str, list[str]]:
-    return award_payload_errors(
-        points=spec.points,
-        reason=spec.reason,
-        idempotency_key=spec.idempotency_key,
-        category=spec.category,
-        public=spec.public,
-        staff_note=spec.staff_note,
-        granted_by_text=spec.granted_by_text,
-    )
-
-
-def _validate_specs(
-    grants: Sequence[GrantSpec], *, granted_by: "User | None"
-) -> dict[int, ValidationError]:
-    """Per-row errors for ``grants``: payload rules, recipient existence, no self-grant.
-
-    One query, for which recipients exist and are active.
-    """
-    active = set(
-        get_user_model()
-        .objects.filter(pk__in={g.recipient_id for g in grants}, is_active=True)
-        .values_list("pk", flat=True)
-    )
-    errors: dict[int, ValidationError] = {}
-    for index, spec in enumerate(grants):
-        problems = _spec_errors(spec)
-        if spec.recipient_id not in active:
-            problems.setdefault("username", []).append("No active member with this username.")
-        elif granted_by is not None and spec.recipient_id == granted_by.pk:
-            problems.setdefault("username", []).append("Nobody can grant an award to themselves.")
-        if problems:
-            errors[index] = ValidationError(problems)
-    return errors
-
-
-def _same_payload(award: Award, spec: GrantSpec) -> bool:
-    # The payload that decides "same award" is points and reason (SPEC §4); category,
-    # visibility, notes and granter are metadata of the first write and never change.
-    return award.points == spec.points and award.reason == spec.reason.strip()
-
-
-def _conflict(award: Award) -> AwardConflict:
-    return AwardConflict(
-        f"This idempotency key was already used for award #{award.pk} with different points "
-        f"or reason ({award.points} points: “{award.reason}”).",
-        existing=award,
-    )
 
 
 def _grant_valid(
@@ -222,8 +116,8 @@ def _grant_valid(
     deltas: dict[int, int] = defaultdict(int)
     for index, spec in rows:
         award = stored[(spec.recipient_id, spec.idempotency_key)]
-        if not _same_payload(award, spec):
-            conflicts[index] = _conflict(award)
+        if not same_payload(award, spec):
+            conflicts[index] = conflict_error(award)
             continue
         # A key repeated within this call is created (and counted) by its first row only.
         created = award.pk in inserted_ids and award.pk not in counted
@@ -291,7 +185,7 @@ def award_grant(
         granted_by_text=granted_by_text,
         granted_at=granted_at,
     )
-    errors = _spec_errors(spec)
+    errors = spec_errors(spec)
     if not recipient.is_active:
         errors.setdefault("username", []).append("No active member with this username.")
     elif granted_by is not None and recipient.pk == granted_by.pk:
@@ -335,7 +229,7 @@ def awards_grant_bulk(
         raise ValueError(f"unknown award source {source!r}")
     if not grants:
         return []
-    errors = _validate_specs(grants, granted_by=granted_by)
+    errors = validate_specs(grants, granted_by=granted_by)
     if errors and not skip_invalid:
         raise BulkGrantError(errors)
     valid = [(index, spec) for index, spec in enumerate(grants) if index not in errors]
@@ -366,7 +260,7 @@ def awards_bulk_check(*, grants: Sequence[GrantSpec], granted_by: "User | None")
     transaction may grant in between; ``awards_grant_bulk`` re-checks through the
     constraint.
     """
-    errors = _validate_specs(grants, granted_by=granted_by)
+    errors = validate_specs(grants, granted_by=granted_by)
     valid = [(index, spec) for index, spec in enumerate(grants) if index not in errors]
     wanted = {(spec.recipient_id, spec.idempotency_key) for _, spec in valid}
     stored = {
@@ -382,10 +276,10 @@ def awards_bulk_check(*, grants: Sequence[GrantSpec], granted_by: "User | None")
         pair = (spec.recipient_id, spec.idempotency_key)
         award = stored.get(pair)
         if award is not None:
-            if _same_payload(award, spec):
+            if same_payload(award, spec):
                 existing[index] = award
             else:
-                errors[index] = _conflict(award)
+                errors[index] = conflict_error(award)
             continue
         first = first_in_file.setdefault(pair, spec)
         if first is not spec and (
