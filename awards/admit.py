@@ -21,11 +21,12 @@ from typing import Any
 
 from django.utils import timezone
 
+from awards.audit_snapshots import audit_created
 from awards.budgets import budget_exceeded_message, budget_get, budget_lock
 from awards.event_payload import event_award, event_timestamp
 from awards.handlers import pending_awards, recipient_id_for
 from awards.models import Award, AwardRequest
-from awards.requests import approval_needed, audit_created, award_requests_create, stored_by_key
+from awards.requests import approval_needed, award_requests_create, stored_by_key
 from awards.services import GrantSpec
 from scoring.ingest import IngestRejected
 from scoring.models import ApiKey

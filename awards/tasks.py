@@ -3,7 +3,7 @@
 from celery import shared_task
 
 from awards.bulk import bulk_job_run, bulk_jobs_resume
-from awards.requests import award_requests_expire
+from awards.request_decisions import award_requests_expire
 from awards.wakeups import BULK_GRANT_TASK
 
 
@@ -25,5 +25,5 @@ def bulk_jobs_resume_task() -> int:
 
 @shared_task(name="awards.award_requests_expire", acks_late=True)
 def award_requests_expire_task() -> int:
-    """Mark overdue award requests expired (see ``awards.requests.award_requests_expire``)."""
+    """Mark overdue award requests expired (``awards.request_decisions``)."""
     return award_requests_expire()

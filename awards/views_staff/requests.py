@@ -10,7 +10,7 @@ from django_htmx.http import trigger_client_event
 
 from awards.forms import RequestRejectForm
 from awards.models import AwardRequest
-from awards.requests import award_request_approve, award_request_reject
+from awards.request_decisions import award_request_approve, award_request_reject
 from awards.selectors_requests import award_request_row, award_requests_list
 from awards.views_staff._common import HtmxHttpRequest, render_page_or_fragment
 from swampclub.http import staff_permission_required
