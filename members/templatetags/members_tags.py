@@ -12,7 +12,7 @@ from django.utils.timezone import localtime
 
 from awards.selectors import AwardRow
 from members.charts import Heatmap, heatmap_rects
-from members.selectors import BoardPage
+from members.leaderboard import BoardPage
 from scoring.formula import exact_text
 
 register = template.Library()
