@@ -7,6 +7,9 @@ class ScoringConfig(AppConfig):
     def ready(self) -> None:
         # The consumer's own event type and the scoring ledger checks. Ingest validates
         # cli_invocation events with the checks it owns (scoring.ingest).
+        from django.core.signals import setting_changed
+
+        from scoring.formula_settings import scoring_constants_clear
         from scoring.ingest import cli_invocation_default_insert_id, cli_invocation_validate
         from scoring.ledger import score_mismatches
         from scoring.metrics import CLI_INVOCATION, metrics_fold_cli_invocations
@@ -25,3 +28,4 @@ class ScoringConfig(AppConfig):
         )
         ledger_check_register("scores", score_mismatches)
         lookups_register()
+        setting_changed.connect(scoring_constants_clear)
