@@ -18,7 +18,7 @@ from django.db.models.functions import Coalesce, TruncDate
 from awards.models import Award
 from awards.selectors import AwardRow, award_history_for_member
 from members import charts
-from members.leaderboard.board import _tier
+from members.leaderboard.board import tier_or_placeholder
 from scoring.models import ScoreHistory, TierBadgeClaim
 from scoring.tiers import Tier
 
@@ -70,12 +70,12 @@ def score_breakdown_for_member(*, member) -> Breakdown:
     """
     score = getattr(member, "score", None)
     if score is None:
-        return Breakdown(0, 0, 0, _tier(1), 0, 0, None)
+        return Breakdown(0, 0, 0, tier_or_placeholder(1), 0, 0, None)
     return Breakdown(
         total=score.total_score,
         activity=score.activity_score,
         awards=score.award_points,
-        tier=_tier(score.tier),
+        tier=tier_or_placeholder(score.tier),
         streak_days=score.streak_days,
         active_days=score.active_days,
         computed_at=score.computed_at,
@@ -114,7 +114,7 @@ def tier_claims_for_member(*, member) -> list[tuple[Tier, datetime, int]]:
     """The tier badges the member has claimed, lowest tier first: (tier, claimed at, total)."""
     claims = TierBadgeClaim.objects.filter(member=member).order_by("tier")
     return [
-        (_tier(c.tier), c.claimed_at, c.total_at_claim)
+        (tier_or_placeholder(c.tier), c.claimed_at, c.total_at_claim)
         for c in claims.only("tier", "claimed_at", "total_at_claim")
     ]
 

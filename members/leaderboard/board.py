@@ -97,7 +97,9 @@ def leaderboard_queryset(*, start: datetime | None) -> QuerySet[UserScore]:
     )
 
 
-def _tier(ordinal: int) -> Tier:
+def tier_or_placeholder(ordinal: int) -> Tier:
+    """The configured tier ``ordinal``, or a placeholder named after it when the tier table
+    no longer has it."""
     try:
         return tier_get(ordinal)
     except KeyError:

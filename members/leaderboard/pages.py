@@ -14,10 +14,10 @@ from members.leaderboard.board import (
     BoardPage,
     Row,
     WindowBoard,
-    _tier,
     leaderboard_queryset,
     leaderboard_window_board,
     leaderboard_window_start,
+    tier_or_placeholder,
 )
 from members.leaderboard.cursor import WALK_PIN, Cursor
 
@@ -57,7 +57,7 @@ def _entries(fetched: list[Row], *, ahead: int, above: int, window: bool) -> lis
                 username=username,
                 total_score=total,
                 gain=value if window else None,
-                tier=_tier(tier),
+                tier=tier_or_placeholder(tier),
             )
         )
     return entries
