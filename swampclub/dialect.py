@@ -1,13 +1,10 @@
-"""The dialect-specific SQL: every statement that differs between PostgreSQL and SQLite.
+"""Set-based SQL helpers: every statement that differs between PostgreSQL and SQLite.
 
-Services call the named functions here instead of branching on the database vendor.
-
-One row transport for batches: on PostgreSQL a batch of thousands of rows is sent as one
-array literal per column expanded server-side (``INSERT ... SELECT * FROM unnest(%s::t[],
-...)``), and id lists as one array literal (``WHERE id = ANY(%s)``): one parameter per
-column instead of tens of thousands, so neither Django's per-value preparation nor the
-driver's per-parameter quoting grows with the batch. SQLite (the zero-setup default) gets
-``VALUES`` lists of at most ``ROWS_PER_STATEMENT`` rows, or the ORM's portable path.
+On PostgreSQL a batch of thousands of rows is sent as one array literal per column
+(``unnest``), and id lists as one array literal (``WHERE id = ANY(%s)``): one parameter
+instead of tens of thousands, so neither Django's per-value preparation nor the driver's
+per-parameter quoting grows with the batch. Other
+databases (SQLite, the zero-setup default) take the portable paths here.
 """
 
 import json
@@ -81,36 +78,11 @@ def _array_literal(values: Sequence[Any]) -> str:
     return "{" + ",".join([quoted.get(v) or quote(v) for v in values]) + "}"
 
 
-def _column_arrays(
-    rows: Sequence[Sequence[Any]], array_types: Sequence[str], *, encode_json: bool = False
-) -> list[str]:
+def _column_arrays(rows: Sequence[Sequence[Any]], width: int) -> list[str]:
     # One array literal per column, sent as one text parameter each and cast server-side
-    # to the column's array type; unnest() turns them back into rows. With ``encode_json``
-    # a JSON column's Python values are encoded here; otherwise they arrive as JSON text.
-    columns = [list(column) for column in zip(*rows, strict=True)] or [[]] * len(array_types)
-    for index, array_type in enumerate(array_types):
-        if encode_json and array_type.startswith("json"):
-            columns[index] = [
-                None if v is None else json.dumps(v, default=_json_default) for v in columns[index]
-            ]
+    # to the column's array type; unnest() turns them back into rows.
+    columns = [list(column) for column in zip(*rows, strict=True)] or [[]] * width
     return [_array_literal(column) for column in columns]
-
-
-def _unnest_select(
-    model: type[models.Model],
-    columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    *,
-    encode_json: bool = False,
-) -> tuple[list[str], str, list[str]]:
-    """``(quoted columns, SELECT * FROM unnest(...), params)``: ``rows`` of ``model``'s
-    ``columns`` (field names or attnames) as one typed array parameter per column."""
-    typed = _array_columns(model, columns)
-    arrays = ", ".join(f"%s::{array_type}" for _, array_type in typed)
-    # Only types from model metadata are formatted in; the values are parameters.
-    select = f"SELECT * FROM unnest({arrays})"  # noqa: S608
-    arrays_params = _column_arrays(rows, [t for _, t in typed], encode_json=encode_json)
-    return [c for c, _ in typed], select, arrays_params
 
 
 def pg_insert(
@@ -122,20 +94,31 @@ def pg_insert(
 ) -> int:
     """Insert ``rows`` into ``model`` in one statement (PostgreSQL only); returns rowcount.
 
-    The rows travel as one array parameter per column (``unnest``); a JSON column takes
-    Python values (dicts, lists), encoded here. ``on_conflict`` is
-    appended verbatim (``ON CONFLICT (...) DO ...``); the target table is aliased ``t0`` so
-    the conflict clause can refer to the existing row.
+    Like ``pg_insert_arrays``, but a JSON column takes Python values (encoded here).
+    ``on_conflict`` is appended verbatim (``ON CONFLICT (...) DO ...``); the target table
+    is aliased ``t0`` so the conflict clause can refer to the existing row.
     """
     if not rows:
         return 0
-    names, select, params = _unnest_select(model, columns, rows, encode_json=True)
+    typed = _array_columns(model, columns)
+    json_at = [i for i, (_, array_type) in enumerate(typed) if array_type.startswith("json")]
+    if json_at:
+        rows = [_json_encoded(row, json_at) for row in rows]
+    names = ", ".join(column for column, _ in typed)
+    arrays = ", ".join(f"%s::{array_type}" for _, array_type in typed)
     table = connection.ops.quote_name(model._meta.db_table)
+    query = f"INSERT INTO {table} AS t0 ({names}) SELECT * FROM unnest({arrays}) {on_conflict}"  # noqa: S608
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} AS t0 ({', '.join(names)}) {select} {on_conflict}", params
-        )
+        cursor.execute(query, _column_arrays(rows, len(typed)))
         return cursor.rowcount
+
+
+def _json_encoded(row: Sequence[Any], json_at: Sequence[int]) -> list[Any]:
+    encoded = list(row)
+    for index in json_at:
+        if encoded[index] is not None:
+            encoded[index] = json.dumps(encoded[index], default=_json_default)
+    return encoded
 
 
 def pg_insert_arrays(
@@ -149,19 +132,20 @@ def pg_insert_arrays(
     """Insert ``rows`` into ``model`` in one ``INSERT ... SELECT * FROM unnest(...)``
     (PostgreSQL only): one array parameter per column, whatever the number of rows.
 
-    A JSON column's values are given as JSON text. ``on_conflict`` is appended verbatim;
-    with ``returning`` (a field's column name) the values of that column for the rows
-    actually inserted are returned.
+    ``on_conflict`` is appended verbatim; with ``returning`` (a field's column name) the
+    values of that column for the rows actually inserted are returned.
     """
     if not rows:
         return []
-    names, select, params = _unnest_select(model, columns, rows)
+    typed = _array_columns(model, columns)
+    names = ", ".join(column for column, _ in typed)
+    arrays = ", ".join(f"%s::{array_type}" for _, array_type in typed)
     table = connection.ops.quote_name(model._meta.db_table)
-    query = f"INSERT INTO {table} ({', '.join(names)}) {select} {on_conflict}"
+    query = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) {on_conflict}"  # noqa: S608
     if returning:
         query += f" RETURNING {connection.ops.quote_name(returning)}"
     with connection.cursor() as cursor:
-        cursor.execute(query, params)
+        cursor.execute(query, _column_arrays(rows, len(typed)))
         return [row[0] for row in cursor.fetchall()] if returning else []
 
 
@@ -172,20 +156,22 @@ def pg_update_arrays(
     ``columns``) in one ``UPDATE ... FROM unnest(...)`` (PostgreSQL only); returns rowcount.
 
     Unlike ``INSERT ... ON CONFLICT DO UPDATE`` nothing is inserted: a row of ``rows``
-    whose key matches no row is ignored. A JSON column's values are given as JSON text.
+    whose key matches no row is ignored.
     """
     if not rows:
         return 0
-    names, select, params = _unnest_select(model, columns, rows)
+    typed = _array_columns(model, columns)
+    names = [column for column, _ in typed]
     key_column = names[list(columns).index(key)]
+    arrays = ", ".join(f"%s::{array_type}" for _, array_type in typed)
     assignments = ", ".join(f"{c} = v.{c}" for c in names if c != key_column)
     table = connection.ops.quote_name(model._meta.db_table)
     query = (
         f"UPDATE {table} AS t SET {assignments} "  # noqa: S608 - identifiers from metadata
-        f"FROM ({select}) AS v({', '.join(names)}) WHERE t.{key_column} = v.{key_column}"
+        f"FROM unnest({arrays}) AS v({', '.join(names)}) WHERE t.{key_column} = v.{key_column}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(query, params)
+        cursor.execute(query, _column_arrays(rows, len(typed)))
         return cursor.rowcount
 
 
@@ -251,19 +237,14 @@ ROWS_PER_STATEMENT = 500
 def rows_source(
     rows: Sequence[Sequence[Any]], db_types: Sequence[str]
 ) -> Iterator[tuple[str, list[Any]]]:
-    """``rows`` as SQL row sources (``SELECT`` or ``VALUES``), each with its parameters.
-
-    PostgreSQL: one ``SELECT * FROM unnest(%s::type[], ...)`` with one array literal per
-    column however many rows there are, so the statement is parsed and planned once and the
-    driver passes a few strings instead of thousands of scalars. SQLite: ``VALUES`` lists
-    of at most ``ROWS_PER_STATEMENT`` rows (its bind-parameter limit). ``db_types`` are
-    the columns' types without length (``varchar``, not ``varchar(500)``).
-    """
+    """``rows`` as SQL row sources with their parameters: one ``SELECT * FROM unnest(...)``
+    on PostgreSQL, ``VALUES`` lists of ``ROWS_PER_STATEMENT`` rows on SQLite (its bind
+    limit). ``db_types`` are column types without length (``varchar``)."""
     if is_postgresql():
         casts = ", ".join(f"%s::{db_type}[]" for db_type in db_types)
         # The types come from the model's fields; every value is a parameter.
         source = f"SELECT * FROM unnest({casts})"  # noqa: S608
-        yield source, _column_arrays(rows, [f"{db_type}[]" for db_type in db_types])
+        yield source, _column_arrays(rows, len(db_types))
         return
     row_sql = "(" + ", ".join(["%s"] * len(db_types)) + ")"
     for chunk in batched(rows, ROWS_PER_STATEMENT):
@@ -271,23 +252,16 @@ def rows_source(
 
 
 def _column_type(field: Any) -> str:
-    # The column type without its length (varchar, not varchar(500)): the arrays only carry
-    # values into the statement, which checks the lengths against the real column.
+    # Without its length: the statement checks lengths against the real column.
     return field.db_type(connection).split("(")[0]
 
 
 def insert_returning_new(
     model: type[models.Model], objs: Sequence[models.Model], *, unique: Sequence[str]
 ) -> set[Any]:
-    """Insert ``objs``, skipping any that hit the ``unique`` fields' constraint; return the
-    primary keys of the rows inserted.
-
-    ``INSERT ... ON CONFLICT (unique) DO NOTHING RETURNING pk`` (PostgreSQL, and SQLite
-    ≥ 3.35): the constraint, not a prior read, decides who inserts. On PostgreSQL a
-    concurrent insert of the same key waits for the other transaction and then does nothing
-    (if it committed) or inserts (if it rolled back). Django's
-    ``bulk_create(ignore_conflicts=True)`` cannot report which rows were inserted.
-    """
+    """Insert ``objs`` through the ``unique`` fields' constraint (``ON CONFLICT DO NOTHING
+    RETURNING pk``, SQLite ≥ 3.35 too); the pks of the rows inserted. The constraint, not a
+    prior read, decides who inserts (``bulk_create`` cannot say which rows it inserted)."""
     if not objs:
         return set()
     meta = model._meta
@@ -322,9 +296,8 @@ def add_from_deltas(
     deltas: Sequence[tuple[int, int]],
     touch: str | None = None,
 ) -> None:
-    """``UPDATE model SET column = column + delta`` for each ``(key value, delta)`` of
-    ``deltas``, in one statement per row source; ``touch`` names a datetime field set to
-    now. The database adds under its row lock, so concurrent additions never lose one."""
+    """``column += delta`` for each ``(key, delta)``, added by the database under the row
+    lock; ``touch`` names a datetime field set to now."""
     if not deltas:
         return
     meta = model._meta
@@ -349,8 +322,7 @@ def add_from_deltas(
 
 
 def json_number_sql(column: str, key: str) -> str:
-    """SQL for the number at ``key`` of the JSON object in ``column`` (0 when it is not a
-    number). ``column`` and ``key`` are trusted identifiers, never user input."""
+    """SQL for the number at ``key`` of JSON ``column``, else 0 (trusted identifiers)."""
     if is_postgresql():
         return (
             f"CASE WHEN jsonb_typeof({column} -> '{key}') = 'number' "
