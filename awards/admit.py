@@ -17,25 +17,19 @@ award event, so replays and resends never spend budget twice.
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from django.utils import timezone
 
+from awards.audit_snapshots import audit_created
 from awards.budgets import budget_exceeded_message, budget_get, budget_lock
-from awards.handlers import (
-    EVENT_NAME,
-    _event_award,
-    _event_timestamp,
-    _pending_awards,
-    _recipient_id,
-)
+from awards.event_payload import event_award, event_timestamp
+from awards.handlers import pending_awards, recipient_id_for
 from awards.models import Award, AwardRequest
-from awards.requests import approval_needed, audit_created, award_requests_create, stored_by_key
+from awards.requests import approval_needed, award_requests_create, stored_by_key
 from awards.services import GrantSpec
 from scoring.ingest import IngestRejected
 from scoring.models import ApiKey
-from scoring.registry import event_type_get, event_type_register
 
 
 def award_events_admit(
@@ -46,14 +40,14 @@ def award_events_admit(
     rows: list[tuple[int, GrantSpec]] = []
     usernames = set()
     for index, event in indexed:
-        award = _event_award(event)
+        award = event_award(event)
         if award is None:
             continue
-        recipient_id = _recipient_id(api_key, award.username)
+        recipient_id = recipient_id_for(api_key, award.username)
         if recipient_id is None:
             continue
         usernames.add(award.username)
-        granted_at = _event_timestamp(event)
+        granted_at = event_timestamp(event)
         rows.append(
             (
                 index,
@@ -76,7 +70,7 @@ def award_events_admit(
     specs = [spec for _, spec in rows]
     awards = stored_by_key(specs, Award)
     requests = stored_by_key(specs, AwardRequest)
-    queued = {(a.username, a.key) for a in _pending_awards(usernames)}
+    queued = {(a.username, a.key) for a in pending_awards(usernames)}
     names = {recipient_id: name for name, recipient_id in _recipient_ids(api_key, usernames)}
     budget = budget_get(granter=granter)
     errors = []
@@ -126,11 +120,4 @@ def award_events_admit(
 
 
 def _recipient_ids(api_key: ApiKey, usernames: set[str]) -> list[tuple[str, int]]:
-    return [(name, _recipient_id(api_key, name)) for name in usernames]
-
-
-def award_admit_register() -> None:
-    """Attach ``award_events_admit`` to the registered ``award`` event type."""
-    registered = event_type_get(EVENT_NAME)
-    if registered is not None:
-        event_type_register(replace(registered, admit=award_events_admit))
+    return [(name, recipient_id_for(api_key, name)) for name in usernames]

@@ -42,7 +42,9 @@ def member_awards(request: HttpRequest, username: str) -> JsonResponse:
     member = get_user_model().objects.filter(username=username, is_active=True).first()
     if member is None:
         return json_error(404, "not_found")
-    entries = award_history_for_member(member=member, include_private_reasons=False, limit=limit)
+    # The JSON is public and cookie-free: everyone sees what an anonymous visitor sees, and
+    # (SPEC §8) a private award's category code is given, only its reason is null.
+    entries = award_history_for_member(member=member, viewer=None, limit=limit, category_given=True)
     return JsonResponse(
         {
             "awards": [

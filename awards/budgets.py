@@ -26,12 +26,14 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 from django.utils import timezone
 
+from audit.services import audit_record
 from awards.models import Award, AwardRequest, GranterBudget
 from scoring.models import TelemetryEvent
+from swampclub.dialect import json_number_sql
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -97,16 +99,7 @@ def budget_used(*, granter_id: int, now: datetime | None = None) -> int:
     since = budget_window_start(now)
     award_meta, request_meta, event_meta = Award._meta, AwardRequest._meta, TelemetryEvent._meta
     qn = connection.ops.quote_name
-    if connection.vendor == "postgresql":
-        points_of_event = (
-            "CASE WHEN jsonb_typeof(properties -> 'points') = 'number' "
-            "THEN CAST(properties ->> 'points' AS numeric) ELSE 0 END"
-        )
-    else:
-        points_of_event = (
-            "CASE WHEN json_type(properties, '$.points') IN ('integer', 'real') "
-            "THEN json_extract(properties, '$.points') ELSE 0 END"
-        )
+    points_of_event = json_number_sql("properties", "points")
     adapt = connection.ops.adapt_datetimefield_value
     sql = (
         # Identifiers come from the models and are quoted; every value is a parameter.
@@ -183,10 +176,6 @@ def budget_override_set(*, granter: "User", points: int | None, by: "User") -> G
 
     Raises ``PermissionDenied`` for anyone else.
     """
-    from django.core.exceptions import PermissionDenied
-
-    from audit.services import audit_record
-
     if not by.is_superuser:
         raise PermissionDenied("Only a superuser can change a granter's budget.")
     budget_lock(granter=granter)

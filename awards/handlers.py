@@ -1,7 +1,7 @@
 """The ``award`` telemetry event (SPEC §4): ingest validation and the consumer's handler.
 
-Registered with ``scoring.registry`` when the awards app loads; ``scoring`` never imports
-this module. An award event looks like::
+Registered with ``scoring.registry`` from ``AwardsConfig.ready()``; ``scoring`` never
+imports this module. An award event looks like::
 
     {"event": "award", "distinct_id": "...", "timestamp": "2026-11-24T10:00:00Z",
      "properties": {"username": "ada", "points": 500, "reason": "Fixed the docs",
@@ -12,9 +12,10 @@ How the checks are split between the hooks:
 
 - ``validate`` (per event, 400 with the field): the shape and range of every property, the
   recipient exists and is active, nobody grants to themselves, and an idempotency key can
-  be formed. The member lookup is one indexed query per distinct username, remembered on the
-  request's ``ApiKey`` object (positive answers only, so a stale entry can only let an event
-  through to the consumer, which checks again and rejects it with a reason).
+  be formed. The member lookup is one indexed query per distinct username, remembered for
+  the request's ``ApiKey`` object in an ``InstanceMemo`` (positive answers only, so a stale
+  entry can only let an event through to the consumer, which checks again and rejects it
+  with a reason).
 - ``conflict`` (whole request, 409): the key is already used for that recipient with other
   points or reason — by a stored award, by an award event still waiting in the queue, or by
   another event of the same request. Set-based: two queries per request. Ingest runs it in
@@ -35,152 +36,37 @@ or a fresh ``insert_id`` — maps to the same key and the award counts once.
 import hashlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
 
+from awards.event_payload import (
+    EVENT_NAME,
+    INSERT_ID_MAX,
+    AwardEvent,
+    award_event_parse,
+    error_text,
+    event_award,
+    event_timestamp,
+)
 from awards.models import Award
 from awards.requests import awards_grant_routed
-from awards.services import GrantSpec, award_payload_errors
+from awards.services import GrantSpec
 from scoring.apikeys import owners_authority
-from scoring.ingest import parse_timestamp
 from scoring.models import ApiKey, TelemetryEvent
-from scoring.registry import EventType, FieldError, HandleResult, event_type_register
+from scoring.registry import FieldError, HandleResult
+from swampclub.memo import InstanceMemo
 
-EVENT_NAME = "award"
-# SPEC §4: the insert_id column holds at most 100 characters.
-INSERT_ID_MAX = 100
-USERNAME_MAX = 150
-# Service field names → the event's property names, for 400 errors that name the field.
-_FIELD_NAMES = {
-    "points": "properties.points",
-    "reason": "properties.reason",
-    "category": "properties.category",
-    "public": "properties.public",
-    "idempotency_key": "properties.awardId",
-    "granted_by_text": "properties.grantedBy",
-}
-_MEMBER_CACHE_ATTR = "_award_recipient_ids"
+# Recipient ids by username, for the life of one request's ApiKey object (see below).
+_recipient_ids: InstanceMemo[dict[str, int]] = InstanceMemo()
 
 
-@dataclass(frozen=True)
-class AwardEvent:
-    """The award an event carries, after validation."""
-
-    username: str
-    points: int
-    reason: str
-    category: str
-    public: bool
-    key: str
-    granted_by_text: str
-
-
-def award_key_derive(*, reason: str, timestamp: datetime) -> str:
-    """The idempotency key of an award event without ``awardId``: reason + timestamp.
-
-    The timestamp is normalized to UTC ISO-8601, so the same instant written with another
-    offset gives the same key.
-    """
-    instant = timestamp.astimezone(UTC).isoformat()
-    digest = hashlib.sha256(f"{reason.strip()}|{instant}".encode()).hexdigest()
-    return f"derived:{digest}"
-
-
-def award_event_parse(
-    properties: Any, *, timestamp: datetime | None
-) -> tuple[AwardEvent | None, list[FieldError]]:
-    """Read and check an award event's properties (no database); the award or the errors.
-
-    ``timestamp`` is the event's timestamp when the sender gave one (it derives the key
-    when there is no ``awardId``). Optional properties may be absent or null.
-    """
-    if not isinstance(properties, Mapping):
-        return None, [FieldError("properties", "must be an object")]
-    errors: list[FieldError] = []
-    username = properties.get("username")
-    if not isinstance(username, str) or not username.strip():
-        errors.append(FieldError("properties.username", "is required: the recipient's username"))
-    elif len(username) > USERNAME_MAX:
-        errors.append(
-            FieldError("properties.username", f"must be at most {USERNAME_MAX} characters")
-        )
-
-    def optional(name: str, default: Any) -> Any:
-        value = properties.get(name)
-        return default if value is None else value
-
-    points = properties.get("points")
-    if type(points) is float and points.is_integer():
-        # JSON has one number type: 250.0 is the integer 250 (as JSON Schema says).
-        points = int(points)
-    reason = properties.get("reason")
-    category = optional("category", Award.Category.OTHER)
-    public = optional("public", True)
-    granted_by_text = optional("grantedBy", "")
-    award_id = properties.get("awardId")
-    key: Any
-    if award_id is not None:
-        key = award_id
-    elif timestamp is not None and isinstance(reason, str):
-        key = award_key_derive(reason=reason, timestamp=timestamp)
-    elif timestamp is None:
-        key = None
-        errors.append(
-            FieldError(
-                "properties.awardId",
-                "is required when the event has no timestamp (the idempotency key is "
-                "awardId, else reason + timestamp)",
-            )
-        )
-    else:
-        key = "-"  # no key without a valid reason; the reason's error is reported below
-
-    problems = award_payload_errors(
-        points=points,
-        reason=reason,
-        idempotency_key="-" if key is None else key,
-        category=category,
-        public=public,
-        granted_by_text=granted_by_text,
-    )
-    for name, messages in problems.items():
-        errors.extend(FieldError(_FIELD_NAMES[name], message) for message in messages)
-    if errors:
-        return None, errors
-    return (
-        AwardEvent(
-            username=username,
-            points=points,
-            reason=reason.strip(),
-            category=category,
-            public=public,
-            key=key,
-            granted_by_text=granted_by_text,
-        ),
-        [],
-    )
-
-
-def _event_award(event: Mapping[str, Any]) -> AwardEvent | None:
-    """The award a raw ingest event carries, or None when it is invalid."""
-    parsed, _ = award_event_parse(event.get("properties"), timestamp=_event_timestamp(event))
-    return parsed
-
-
-def _event_timestamp(event: Mapping[str, Any]) -> datetime | None:
-    # The same parser ingest stores the timestamp with, so the key derived here equals the
-    # one the consumer derives from the stored value.
-    raw = event.get("timestamp")
-    return None if raw is None else parse_timestamp(raw)
-
-
-def _recipient_id(api_key: ApiKey, username: str) -> int | None:
-    # Remembered on the ApiKey object, which lives for one request, so a batch of events
+def recipient_id_for(api_key: ApiKey, username: str) -> int | None:
+    """The id of the active member ``username``, or None; remembered for this request."""
+    # Remembered for the ApiKey object, which lives for one request, so a batch of events
     # for a few members costs a few queries. Only hits are kept: a miss asks again.
-    cache: dict[str, int] = api_key.__dict__.setdefault(_MEMBER_CACHE_ATTR, {})
+    cache = _recipient_ids.get_or_set(api_key, dict)
     if username not in cache:
         member_id = (
             get_user_model()
@@ -196,7 +82,7 @@ def _recipient_id(api_key: ApiKey, username: str) -> int | None:
 
 def award_event_validate(event: Mapping[str, Any], api_key: ApiKey) -> list[FieldError]:
     """Ingest check of one award event (SPEC §4); the errors name ``properties.<field>``."""
-    timestamp = _event_timestamp(event)
+    timestamp = event_timestamp(event)
     if timestamp is None and event.get("timestamp") is not None:
         # Ingest reports the unreadable timestamp itself; check the rest as if it were
         # valid rather than also demanding an awardId.
@@ -204,7 +90,7 @@ def award_event_validate(event: Mapping[str, Any], api_key: ApiKey) -> list[Fiel
     award, errors = award_event_parse(event.get("properties"), timestamp=timestamp)
     if award is None:
         return errors
-    member_id = _recipient_id(api_key, award.username)
+    member_id = recipient_id_for(api_key, award.username)
     if member_id is None:
         return [FieldError("properties.username", "no active member with this username")]
     if member_id == api_key.owner_id:
@@ -217,7 +103,7 @@ def award_event_insert_id(event: Mapping[str, Any], api_key: ApiKey) -> str | No
 
     Resending the same award without an insert_id is then answered as a duplicate at ingest.
     """
-    award = _event_award(event)
+    award = event_award(event)
     if award is None:
         return None
     insert_id = f"award:{award.username}:{award.key}"
@@ -227,7 +113,7 @@ def award_event_insert_id(event: Mapping[str, Any], api_key: ApiKey) -> str | No
     return f"award:{digest}"
 
 
-def _pending_awards(usernames: set[str]) -> list[AwardEvent]:
+def pending_awards(usernames: set[str]) -> list[AwardEvent]:
     """Award events for ``usernames`` still waiting in the queue, as parsed awards."""
     pending = TelemetryEvent.objects.filter(
         status=TelemetryEvent.Status.PENDING,
@@ -248,7 +134,7 @@ def award_events_conflict(events: Sequence[Mapping[str, Any]], api_key: ApiKey) 
     Checked against the other events of this request, the stored awards and the award
     events still pending in the queue (which will become awards first). Two queries.
     """
-    awards = [a for e in events if e.get("event") == EVENT_NAME and (a := _event_award(e))]
+    awards = [a for e in events if e.get("event") == EVENT_NAME and (a := event_award(e))]
     if not awards:
         return None
 
@@ -267,7 +153,7 @@ def award_events_conflict(events: Sequence[Mapping[str, Any]], api_key: ApiKey) 
     # The queue first, then the awards: an event the consumer grants between the two
     # queries is then seen either still pending or already granted, never neither.
     usernames = {a.username for a in awards}
-    for queued in _pending_awards(usernames):
+    for queued in pending_awards(usernames):
         first = seen.get((queued.username, queued.key))
         if first is not None and (first.points, first.reason) != (queued.points, queued.reason):
             return message(first, "by an award event waiting to be processed")
@@ -291,7 +177,7 @@ def award_events_conflict_keys(events: Sequence[Mapping[str, Any]], api_key: Api
     return {
         f"{award.username}\n{award.key}"
         for event in events
-        if event.get("event") == EVENT_NAME and (award := _event_award(event))
+        if event.get("event") == EVENT_NAME and (award := event_award(event))
     }
 
 
@@ -375,29 +261,7 @@ def award_events_handle(events: Sequence[TelemetryEvent]) -> HandleResult:
         )
         for event, grant in zip(granter_events, grants, strict=True):
             if grant.error is not None:
-                result.rejected[event.pk] = _error_text(grant.error)
+                result.rejected[event.pk] = error_text(grant.error)
             elif grant.created and grant.award is not None:
                 result.touched_member_ids.add(grant.award.recipient_id)
     return result
-
-
-def _error_text(error: Any) -> str:
-    if hasattr(error, "error_dict"):
-        return "; ".join(
-            f"{_FIELD_NAMES.get(field, 'properties.' + field)}: {' '.join(messages)}"
-            for field, messages in error.message_dict.items()
-        )
-    return " ".join(error.messages)
-
-
-event_type_register(
-    EventType(
-        name=EVENT_NAME,
-        scope=ApiKey.SCOPE_AWARD,
-        validate=award_event_validate,
-        conflict=award_events_conflict,
-        conflict_keys=award_events_conflict_keys,
-        default_insert_id=award_event_insert_id,
-        handle=award_events_handle,
-    )
-)

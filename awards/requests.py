@@ -26,23 +26,19 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from audit.services import AuditItem, audit_record, audit_record_many
+from audit.services import audit_record
+from awards.audit_snapshots import audit_created, award_snapshot, request_snapshot
 from awards.budgets import budget_check, budget_lock
+from awards.grant_specs import validate_specs
 from awards.models import Award, AwardRequest
 from awards.services import (
-    REASON_MAX,
-    REASON_MIN,
-    AwardConflict,
     BulkGrantError,
     GrantResult,
     GrantSpec,
-    _text_errors,
-    _validate_specs,
     award_grant,
     awards_grant_bulk,
 )
@@ -75,49 +71,9 @@ class GovernedResult(NamedTuple):
     error: ValidationError | None = None
 
 
-class ApproveResult(NamedTuple):
-    """An approval's outcome; ``created`` is False when the request was already approved."""
-
-    request: AwardRequest
-    award: Award
-    created: bool
-    score: ScoreResult | None
-
-
 def approval_needed(points: int) -> bool:
     """True when a grant of ``points`` needs a second staff member's approval."""
     return points > settings.AWARD_APPROVAL_THRESHOLD
-
-
-def award_snapshot(award: Award) -> dict[str, Any]:
-    """An award as the audit trail records it."""
-    return {
-        "id": award.pk,
-        "recipient": award.recipient_id,
-        "points": award.points,
-        "reason": award.reason,
-        "category": award.category,
-        "public": award.public,
-        "idempotency_key": award.idempotency_key,
-        "source": award.source,
-        "granted_by": award.granted_by_id,
-    }
-
-
-def request_snapshot(request: AwardRequest) -> dict[str, Any]:
-    """A request as the audit trail records it."""
-    return {
-        "id": request.pk,
-        "recipient": request.recipient_id,
-        "points": request.points,
-        "reason": request.reason,
-        "idempotency_key": request.idempotency_key,
-        "state": request.state,
-        "requested_by": request.requested_by_id,
-        "decided_by": request.decided_by_id,
-        "decision_reason": request.decision_reason,
-        "award": request.award_id,
-    }
 
 
 def stored_by_key(specs: Sequence[GrantSpec], model) -> dict[tuple[int, str], Any]:
@@ -205,7 +161,7 @@ def award_requests_create(
     if not specs:
         return []
     now = now or timezone.now()
-    errors: dict[int, ValidationError] = dict(_validate_specs(specs, granted_by=requested_by))
+    errors: dict[int, ValidationError] = dict(validate_specs(specs, granted_by=requested_by))
     if errors and not skip_invalid:
         raise BulkGrantError(errors)
     expires_at = now + timedelta(days=settings.AWARD_REQUEST_TTL_DAYS)
@@ -395,172 +351,12 @@ def awards_grant_routed(
     return results
 
 
-def audit_created(
-    results: Sequence[GovernedResult], *, actor: "User", members: Mapping[int, Any] | None = None
-) -> int:
-    """One audit entry per award or request these results created (one INSERT).
-
-    Recipients come from ``members`` (users by id) when given, else one query.
-    """
-    created = [r for r in results if r.created]
-    if not created:
-        return 0
-    recipient_ids = {(r.award or r.request).recipient_id for r in created}
-    if members is None or not recipient_ids <= members.keys():
-        members = get_user_model().objects.in_bulk(recipient_ids)
-    items = []
-    for result in created:
-        if result.award is not None:
-            items.append(
-                AuditItem(
-                    action="award.grant",
-                    actor=actor,
-                    obj=result.award,
-                    member=members.get(result.award.recipient_id),
-                    after=award_snapshot(result.award),
-                )
-            )
-        elif result.request is not None:
-            items.append(
-                AuditItem(
-                    action="award.request",
-                    actor=actor,
-                    obj=result.request,
-                    member=members.get(result.request.recipient_id),
-                    after=request_snapshot(result.request),
-                )
-            )
-    return audit_record_many(items)
-
-
-def _locked(request_id: int) -> AwardRequest:
-    return (
-        AwardRequest.objects.select_for_update(of=("self",))
-        .select_related("recipient", "requested_by")
-        .get(pk=request_id)
-    )
-
-
-def _may_decide(request: AwardRequest, user: "User") -> None:
-    if user.pk in (request.requested_by_id, request.recipient_id):
-        raise PermissionDenied("Neither the requester nor the recipient may decide a request.")
-
-
-@transaction.atomic
-def award_request_approve(*, request_id: int, approver: "User") -> ApproveResult:
-    """Approve a pending request: grant its award once through ``award_grant``.
-
-    The request row is locked first, so concurrent approvals are served one at a time; the
-    first grants (the requester as granter of record, the request's key, source and
-    payload) and marks the request approved, later ones return the same award with
-    ``created=False``. Raises ``PermissionDenied`` when the approver is the requester or the
-    recipient, ``AwardRequest.DoesNotExist`` for an unknown id, and ``ValidationError``
-    for a rejected or expired request (or whatever ``award_grant`` refuses). Audited.
-    """
-    request = _locked(request_id)
-    _may_decide(request, approver)
-    if request.state == AwardRequest.State.APPROVED:
-        return ApproveResult(request=request, award=request.award, created=False, score=None)
-    now = timezone.now()
-    state = request.effective_state(now)
-    if state != AwardRequest.State.PENDING:
-        raise ValidationError(f"This request is {state}; it can no longer be approved.")
-    before = request_snapshot(request)
-    grant = award_grant(
-        recipient=request.recipient,
-        points=request.points,
-        reason=request.reason,
-        idempotency_key=request.idempotency_key,
-        granted_by=request.requested_by,
-        source=request.source,
-        category=request.category,
-        public=request.public,
-        staff_note=request.staff_note,
-        granted_by_text=request.granted_by_text,
-        granted_at=request.granted_at,
-    )
-    request.state = AwardRequest.State.APPROVED
-    request.decided_by = approver
-    request.decided_at = now
-    request.award = grant.award
-    request.save(update_fields=["state", "decided_by", "decided_at", "award"])
-    audit_record(
-        action="request.approve",
-        actor=approver,
-        obj=request,
-        member=request.recipient,
-        before=before,
-        after={**request_snapshot(request), "award_created": grant.created},
-    )
-    return ApproveResult(
-        request=request, award=grant.award, created=grant.created, score=grant.score
-    )
-
-
-@transaction.atomic
-def award_request_reject(*, request_id: int, rejecter: "User", reason: str) -> AwardRequest:
-    """Reject a pending request with a reason (3..500 characters); it grants nothing.
-
-    Idempotent for an already rejected request. Same permission rule and errors as
-    approval; an approved or expired request cannot be rejected. Audited.
-    """
-    if problems := _text_errors(
-        reason, label="Reason", min_length=REASON_MIN, max_length=REASON_MAX, strip=True
-    ):
-        raise ValidationError({"reason": problems})
-    request = _locked(request_id)
-    _may_decide(request, rejecter)
-    if request.state == AwardRequest.State.REJECTED:
-        return request
-    now = timezone.now()
-    state = request.effective_state(now)
-    if state != AwardRequest.State.PENDING:
-        raise ValidationError(f"This request is {state}; it can no longer be rejected.")
-    before = request_snapshot(request)
-    request.state = AwardRequest.State.REJECTED
-    request.decided_by = rejecter
-    request.decided_at = now
-    request.decision_reason = reason.strip()
-    request.save(update_fields=["state", "decided_by", "decided_at", "decision_reason"])
-    audit_record(
-        action="request.reject",
-        actor=rejecter,
-        obj=request,
-        member=request.recipient,
-        before=before,
-        after=request_snapshot(request),
-    )
-    return request
-
-
-def award_requests_expire(*, now: datetime | None = None) -> int:
-    """Mark pending requests past their expiry as expired; return how many.
-
-    Only bookkeeping: an overdue request already reads as expired and cannot be approved.
-    """
-    now = now or timezone.now()
-    return AwardRequest.objects.filter(
-        state=AwardRequest.State.PENDING, expires_at__lte=now
-    ).update(state=AwardRequest.State.EXPIRED)
-
-
-def award_requests_pending_count() -> int:
-    """How many requests wait for a decision (not expired)."""
-    return AwardRequest.objects.filter(
-        state=AwardRequest.State.PENDING, expires_at__gt=timezone.now()
-    ).count()
-
-
 __all__ = [
-    "AwardConflict",
     "GovernedResult",
     "RequestConflict",
     "approval_needed",
     "award_grant_or_request",
-    "award_request_approve",
-    "award_request_reject",
     "award_requests_create",
-    "award_requests_expire",
     "awards_grant_governed",
     "grants_route",
 ]

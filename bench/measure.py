@@ -649,7 +649,7 @@ class Bench:
         page_size = getattr(settings, "LEADERBOARD_PAGE_SIZE", 50)
         target = int(board * 0.9)
         try:
-            cursor_for = optional("members.selectors", "leaderboard_cursor_for_member")
+            cursor_for = optional("members.leaderboard", "leaderboard_cursor_for_member")
         except NotAvailable:
             cursor_for = None
         if cursor_for is not None:

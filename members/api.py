@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from members import selectors
+from members import leaderboard as boards
 from members.explain import score_explanation_for_member, score_explanation_json
 from scoring.explain import ExplanationUnavailable
 from swampclub.http import json_error
@@ -31,7 +31,7 @@ def leaderboard(request: HttpRequest) -> JsonResponse:
     or made up) → 404 ``{"error": "not_found", "field": "cursor", "message"}``.
     """
     window = request.GET.get("window", "all")
-    if window not in selectors.WINDOWS:
+    if window not in boards.WINDOWS:
         return json_error(400, "invalid", field="window", message="one of: all, 7d, 30d")
     cursor = None
     if request.GET.get("cursor"):
@@ -39,10 +39,10 @@ def leaderboard(request: HttpRequest) -> JsonResponse:
         if not CURSOR_PATTERN.fullmatch(text):
             return json_error(400, "invalid", field="cursor", message="must be base64url text")
         try:
-            cursor = selectors.Cursor.decode(text, window=window)
-        except selectors.InvalidCursor as exc:
+            cursor = boards.Cursor.decode(text, window=window)
+        except boards.InvalidCursor as exc:
             return json_error(404, "not_found", field="cursor", message=str(exc))
-    page = selectors.leaderboard_page(window=window, cursor=cursor, now=timezone.now())
+    page = boards.leaderboard_page(window=window, cursor=cursor, now=timezone.now())
     entries = []
     for entry in page.entries:
         row = {

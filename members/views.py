@@ -8,6 +8,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
+from members import leaderboard as boards
 from members import selectors
 from members.explain import score_explanation_for_member
 
@@ -32,18 +33,16 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
     Bad ``window`` or ``cursor`` values answer 400 with the page explaining which one.
     """
     window = request.GET.get("window", "all")
-    if window not in selectors.WINDOWS:
+    if window not in boards.WINDOWS:
         return _bad_board_request(request, "window", "Choose one of: all, 7d, 30d.")
     cursor = None
     if request.GET.get("cursor"):
         try:
-            cursor = selectors.Cursor.decode(request.GET["cursor"], window=window)
-        except selectors.InvalidCursor:
+            cursor = boards.Cursor.decode(request.GET["cursor"], window=window)
+        except boards.InvalidCursor:
             return _bad_board_request(request, "cursor", "That page link is not valid.")
     member = request.user if request.user.is_authenticated else None
-    page = selectors.leaderboard_page(
-        window=window, cursor=cursor, now=timezone.now(), member=member
-    )
+    page = boards.leaderboard_page(window=window, cursor=cursor, now=timezone.now(), member=member)
     me_on_board = page.member_cursor is not None
     where_am_i = _board_url(window, page.member_cursor) + "#me" if me_on_board else None
 
@@ -88,9 +87,7 @@ def profile(request: HttpRequest, username: str) -> HttpResponse:
     if page_number < 1:
         raise Http404("No such page.")
 
-    awards = selectors.award_history_for_member(
-        member=member, viewer=request.user, page=page_number
-    )
+    awards = selectors.award_page_for_member(member=member, viewer=request.user, page=page_number)
     if page_number > 1 and not awards.rows:
         raise Http404("No such page.")  # past the last page, however far
     is_owner = request.user.is_authenticated and request.user.pk == member.pk

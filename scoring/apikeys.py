@@ -6,7 +6,7 @@ costs microseconds per request instead of hundreds of milliseconds. The first 14
 (``swamp_`` + 8 hex) are the public, unique ``prefix`` that finds the row in one indexed
 query; the hash comparison is constant-time.
 
-Authority (SPEC §10) is decided here, at creation and at every use, and nowhere else:
+Authority (SPEC §10) is decided at creation (here) and at every use (``scoring.key_authority``):
 
 - A key acts with what its owner may do *now*. An inactive owner's key is refused (403).
   The ``award`` scope is effective only while the owner is active staff holding
@@ -24,20 +24,49 @@ import hmac
 import re
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
+from scoring.key_authority import (
+    AWARD_PERMISSION,
+    NO_AUTHORITY,
+    OwnerAuthority,
+    api_key_owner_authority,
+    api_key_scope_problem,
+    api_key_scopes_effective,
+    api_key_suspension,
+    api_keys_list,
+    authority_attach,
+    owners_authority,
+    with_owner_authority,
+)
 from scoring.models import ApiKey
+
+# The authority rules live in scoring.key_authority; callers may import them from here.
+__all__ = [
+    "AWARD_PERMISSION",
+    "MANAGE_PERMISSION",
+    "ApiKeyRefused",
+    "OwnerAuthority",
+    "api_key_authenticate",
+    "api_key_authorize",
+    "api_key_create",
+    "api_key_from_request",
+    "api_key_hash",
+    "api_key_owner_authority",
+    "api_key_revoke",
+    "api_key_scope_problem",
+    "api_key_scopes_effective",
+    "api_key_suspension",
+    "api_keys_list",
+    "owners_authority",
+]
 
 KEY_PREFIX = "swamp_"
 PREFIX_LENGTH = len(KEY_PREFIX) + 8
@@ -45,9 +74,6 @@ KEY_PATTERN = re.compile(r"swamp_[0-9a-f]{32}")
 # ``last_used_at`` is refreshed at most once a minute per key, so a busy key costs no write
 # per request.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
-# The ``award`` scope grants with its owner's authority: ``is_staff`` plus this permission.
-# It belongs to the awards app and is named as text, because scoring never imports awards.
-AWARD_PERMISSION = "awards.add_award"
 # Who may create ``ingest`` keys for other members and revoke any key (the staff page).
 MANAGE_PERMISSION = "scoring.add_apikey"
 
@@ -66,182 +92,6 @@ def api_key_from_request(request: HttpRequest) -> str:
     if scheme.lower() == "bearer":
         return credentials.strip()
     return ""
-
-
-# --- Authority ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OwnerAuthority:
-    """What a key's owner may do now: an active account; staff; holds ``awards.add_award``."""
-
-    active: bool
-    staff: bool
-    award_permission: bool
-
-    def scope_problem(self, scope: str) -> str | None:
-        """Why ``scope`` is suspended for this owner now, or None when it is effective."""
-        if not self.active:
-            return "the owner's account is inactive"
-        if scope == ApiKey.SCOPE_AWARD:
-            if not self.staff:
-                return "the owner is no longer staff"
-            if not self.award_permission:
-                return f"the owner no longer holds the {AWARD_PERMISSION} permission"
-        return None
-
-
-_NO_AUTHORITY = OwnerAuthority(active=False, staff=False, award_permission=False)
-
-
-def _award_permission_annotations(user_ref: str) -> dict[str, Any]:
-    """``EXISTS`` subqueries: the user at ``user_ref`` holds the award permission directly,
-    or through a group — what ``ModelBackend`` consults, as part of the caller's query.
-
-    The permission's id is an uncorrelated subquery (evaluated once per query), so each
-    ``EXISTS`` probes one unique index of a link table: cheap to plan and to run on the
-    ingest hot path, and never stale (no id is cached in the process).
-    """
-    app_label, codename = AWARD_PERMISSION.split(".")
-    user_model = get_user_model()
-    user_permissions = user_model._meta.get_field("user_permissions")
-    groups = user_model._meta.get_field("groups")
-    permission_model = user_permissions.remote_field.model
-    permission_id = Subquery(
-        permission_model.objects.filter(
-            codename=codename,
-            content_type=Subquery(
-                # The permission's model: ``add_award`` is the awards app's Award permission.
-                ContentType.objects.filter(app_label=app_label, model="award").values("pk")[:1]
-            ),
-        )
-        .order_by()  # Permission's default ordering would join content types again
-        .values("pk")[:1]
-    )
-    group_model = groups.remote_field.model
-    group_permissions = group_model._meta.get_field("permissions").remote_field.through
-    user_id = f"{user_permissions.m2m_field_name()}_id"
-    direct = user_permissions.remote_field.through.objects.filter(
-        **{
-            user_id: OuterRef(user_ref),
-            f"{user_permissions.m2m_reverse_field_name()}_id": permission_id,
-        }
-    )
-    user_groups = groups.remote_field.through.objects.filter(
-        **{f"{groups.m2m_field_name()}_id": OuterRef(OuterRef(user_ref))}
-    ).values(f"{groups.m2m_reverse_field_name()}_id")
-    via_group = group_permissions.objects.filter(
-        group_id__in=user_groups, permission_id=permission_id
-    )
-    return {"award_perm_direct": Exists(direct), "award_perm_group": Exists(via_group)}
-
-
-def _authority(active: Any, staff: Any, superuser: Any, direct: Any, group: Any) -> OwnerAuthority:
-    # SQLite returns annotated booleans as 0/1. As in ModelBackend, an inactive user holds
-    # no permission and an active superuser holds them all.
-    return OwnerAuthority(
-        active=bool(active),
-        staff=bool(staff),
-        award_permission=bool(active) and bool(superuser or direct or group),
-    )
-
-
-def owners_authority(*, owner_ids: Iterable[int]) -> dict[int, OwnerAuthority]:
-    """The authority of each user in ``owner_ids`` as of now, in one query.
-
-    Read from the database, never from a user object's permission cache, so a right taken
-    away a moment ago already counts. Unknown ids are absent from the result.
-    """
-    rows = (
-        get_user_model()
-        .objects.filter(pk__in=set(owner_ids))
-        .annotate(**_award_permission_annotations("pk"))
-        .values_list(
-            "pk", "is_active", "is_staff", "is_superuser", "award_perm_direct", "award_perm_group"
-        )
-    )
-    return {pk: _authority(*flags) for pk, *flags in rows}
-
-
-def _with_owner_authority(queryset: QuerySet[ApiKey]) -> QuerySet[ApiKey]:
-    return queryset.annotate(
-        owner_is_active=F("owner__is_active"),
-        owner_is_staff=F("owner__is_staff"),
-        owner_is_superuser=F("owner__is_superuser"),
-        **_award_permission_annotations("owner_id"),
-    )
-
-
-def _authority_attach(api_key: ApiKey) -> ApiKey:
-    # Keys loaded through ``_with_owner_authority`` carry their owner's flags.
-    api_key.__dict__["owner_authority"] = _authority(
-        api_key.owner_is_active,  # type: ignore[attr-defined]
-        api_key.owner_is_staff,  # type: ignore[attr-defined]
-        api_key.owner_is_superuser,  # type: ignore[attr-defined]
-        api_key.award_perm_direct,  # type: ignore[attr-defined]
-        api_key.award_perm_group,  # type: ignore[attr-defined]
-    )
-    return api_key
-
-
-def api_key_owner_authority(api_key: ApiKey) -> OwnerAuthority:
-    """The owner's authority for ``api_key``: loaded with the key when it was authenticated
-    (no query), else read now (one query) and kept on the object for its request."""
-    authority = api_key.__dict__.get("owner_authority")
-    if authority is None:
-        authority = owners_authority(owner_ids=[api_key.owner_id]).get(
-            api_key.owner_id, _NO_AUTHORITY
-        )
-        api_key.__dict__["owner_authority"] = authority
-    return authority
-
-
-def api_key_scope_problem(api_key: ApiKey, scope: str) -> str | None:
-    """Why ``api_key`` cannot act with ``scope`` now — it lacks it, or the owner no longer
-    may — or None when it can."""
-    if scope not in api_key.scopes:
-        return f"this API key lacks the {scope!r} scope"
-    problem = api_key_owner_authority(api_key).scope_problem(scope)
-    if problem is not None:
-        return f"the {scope!r} scope of this API key is suspended: {problem}"
-    return None
-
-
-def api_key_scopes_effective(api_key: ApiKey) -> frozenset[str]:
-    """The scopes ``api_key`` may act with now: its scopes its owner still has the right to."""
-    authority = api_key_owner_authority(api_key)
-    return frozenset(s for s in api_key.scopes if authority.scope_problem(s) is None)
-
-
-def api_key_suspension(api_key: ApiKey) -> str | None:
-    """Why some scope of an unrevoked key is suspended now (for the staff key list), or None."""
-    if api_key.revoked_at is not None:
-        return None
-    authority = api_key_owner_authority(api_key)
-    if not authority.active:
-        return authority.scope_problem(ApiKey.SCOPE_INGEST)
-    problems = [
-        f"{scope} scope: {problem}"
-        for scope in api_key.scopes
-        if (problem := authority.scope_problem(scope)) is not None
-    ]
-    return "; ".join(problems) or None
-
-
-def api_keys_list(*, limit: int) -> list[ApiKey]:
-    """The newest ``limit`` keys with their owners and each one's ``suspension`` (or None).
-
-    One query: the owner and the owner's authority come with the keys.
-    """
-    keys = list(
-        _with_owner_authority(ApiKey.objects.select_related("owner")).order_by("-created_at")[
-            :limit
-        ]
-    )
-    for api_key in keys:
-        _authority_attach(api_key)
-        api_key.suspension = api_key_suspension(api_key)  # type: ignore[attr-defined]
-    return keys
 
 
 # --- Creation --------------------------------------------------------------------------------
@@ -268,7 +118,7 @@ def _creation_check(
         created_by.is_active and (created_by.is_superuser or created_by.has_perm(MANAGE_PERMISSION))  # type: ignore[union-attr]
     ):
         raise PermissionDenied("Only key managers create API keys for other members.")
-    authority = owners_authority(owner_ids=[owner.pk]).get(owner.pk, _NO_AUTHORITY)
+    authority = owners_authority(owner_ids=[owner.pk]).get(owner.pk, NO_AUTHORITY)
     if not authority.active:
         raise ValidationError({"owner": "This account is inactive: its keys would be refused."})
     if ApiKey.SCOPE_AWARD not in scopes:
@@ -354,7 +204,7 @@ def _lookup_query(alias: str) -> tuple[str, tuple]:
     # The lookup runs on every ingest request, and compiling the ORM query costs several
     # times more than running it; the SQL depends only on the database, so compile it once.
     # The owner's flags and permission come with the key: one query decides both.
-    query = _with_owner_authority(ApiKey.objects.using(alias).filter(prefix=_PREFIX_SENTINEL))
+    query = with_owner_authority(ApiKey.objects.using(alias).filter(prefix=_PREFIX_SENTINEL))
     return query.order_by().query.sql_with_params()
 
 
@@ -380,7 +230,7 @@ def api_key_authorize(raw: str) -> ApiKey:
         or not hmac.compare_digest(api_key.key_hash, api_key_hash(raw))
     ):
         raise ApiKeyRefused(401, "missing, unknown or revoked API key")
-    authority = api_key_owner_authority(_authority_attach(api_key))
+    authority = api_key_owner_authority(authority_attach(api_key))
     if not authority.active:
         raise ApiKeyRefused(403, "this API key's owner account is inactive")
     now = timezone.now()

@@ -16,7 +16,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from scoring.models import TelemetryEvent
-from scoring.sql import json_array_items_join
+from swampclub.dialect import json_array_items_join
 
 RECENT_DAYS = 7
 

@@ -2,7 +2,8 @@
 
 Every step is exact (``fractions.Fraction``) and the result is floored once at the end, so
 ``floor(1500 * 27/25 * 13/12)`` is 1755 and never 1754.9999… on some machine. Constants come
-in as a :class:`ScoringConstants`; ``scoring.constants`` builds one from ``settings.SCORING``.
+in as a :class:`ScoringConstants`; ``scoring.formula_settings`` builds one from
+``settings.SCORING``.
 
 Dates are UTC calendar dates; ``active_dates`` may hold ``date`` objects or ISO strings (as
 stored in ``MemberMetrics.active_dates``). Dates after ``as_of`` are ignored for the streak

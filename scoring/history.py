@@ -17,12 +17,12 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from django.db import transaction
 
-from scoring.constants import scoring_constants
 from scoring.formula import activity_score
+from scoring.formula_settings import scoring_constants
 from scoring.metrics import CLI_INVOCATION, command_group, event_time
 from scoring.models import ScoreHistory, TelemetryEvent
-from scoring.sql import insert_rows
 from scoring.tiers import tier_for_total
+from swampclub.dialect import insert_rows
 
 # Award points in force for (member id, end of day): supplied by the caller.
 AwardPointsAsOf = Callable[[int, datetime], int]

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from scoring.models import MemberMetrics, TelemetryEvent
 from scoring.registry import HandleResult
-from scoring.sql import is_postgresql, pg_insert
+from swampclub.dialect import is_postgresql, pg_insert
 
 CLI_INVOCATION = "cli_invocation"
 

@@ -8,6 +8,7 @@ definitions ingest validates and counts drift with); the rest is written here.
 """
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -47,53 +48,6 @@ _FIELD_ERROR = {
     },
     "additionalProperties": True,
 }
-
-
-def _award_properties() -> dict[str, Any]:
-    # The limits of awards.services (REASON_MIN/MAX, KEY_MAX, GRANTED_BY_TEXT_MAX) and
-    # awards.handlers (USERNAME_MAX); scoring never imports awards, tests/fuzz holds them equal
-    # by running the API against this document. Lengths of reason and keys count stripped text.
-    return {
-        "type": "object",
-        "description": (
-            "The ``award`` event (API key scope ``award``). The idempotency key is "
-            "``awardId``, else derived from ``reason`` and the event's ``timestamp``."
-        ),
-        "required": ["username", "points", "reason"],
-        "properties": {
-            "username": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": 150,
-                "pattern": NONBLANK,
-                "description": "An existing member.",
-            },
-            "points": {"type": "integer", "minimum": 1, "maximum": settings.AWARD_MAX_POINTS},
-            "reason": {
-                "type": "string",
-                "maxLength": 500,
-                "pattern": NONBLANK + "[\\s\\S]+" + NONBLANK,
-                "description": "3 to 500 characters once stripped; shown to the member.",
-            },
-            "category": {
-                "type": ["string", "null"],
-                "enum": ["community", "bug_report", "content", "event", "other", None],
-            },
-            "public": {"type": ["boolean", "null"]},
-            "awardId": {
-                "type": ["string", "null"],
-                "maxLength": 200,
-                "pattern": NONBLANK,
-                "description": "The idempotency key.",
-            },
-            "grantedBy": {
-                "type": ["string", "null"],
-                "maxLength": 200,
-                "description": "Kept as text, never used to decide who acts.",
-            },
-        },
-        "additionalProperties": True,
-    }
 
 
 # A number in the explanation: an integer, or exact text when settings made it fractional.
@@ -279,13 +233,27 @@ _USERNAME = {
 
 
 # Paths and component schemas that apps built on scoring add to the document, so they
-# document their own routes without scoring importing them (see ``openapi_extend``).
+# document their own routes and event types without scoring importing them (see
+# ``openapi_extend``). A builder runs each time the document is made, so a schema that
+# reads settings (the award points cap) follows them.
 _EXTENSIONS: list[tuple[dict[str, Any], dict[str, Any]]] = []
+_SCHEMA_BUILDERS: dict[str, Callable[[], dict[str, Any]]] = {}
 
 
-def openapi_extend(*, paths: dict[str, Any], schemas: dict[str, Any]) -> None:
-    """Add ``paths`` and component ``schemas`` to the document; call from ``AppConfig.ready``."""
-    _EXTENSIONS.append((paths, schemas))
+def openapi_extend(
+    *,
+    paths: dict[str, Any] | None = None,
+    schemas: dict[str, Any] | None = None,
+    schema_builders: dict[str, Callable[[], dict[str, Any]]] | None = None,
+) -> None:
+    """Add ``paths``, component ``schemas`` and component schemas made by
+    ``schema_builders`` (name → builder) to the document; call from ``AppConfig.ready``.
+
+    The ``award`` event's ``AwardProperties`` come from the awards app this way
+    (``awards.rules.award_properties_schema``); the ``Event`` schema refers to them.
+    """
+    _EXTENSIONS.append((paths or {}, schemas or {}))
+    _SCHEMA_BUILDERS.update(schema_builders or {})
 
 
 def openapi_document() -> dict[str, Any]:
@@ -462,7 +430,6 @@ def openapi_document() -> dict[str, Any]:
                 "FieldError": _FIELD_ERROR,
                 "Event": _event_schema(),
                 "CliInvocationProperties": openapi_cli_invocation_properties(),
-                "AwardProperties": _award_properties(),
                 "Accepted": {
                     "type": "object",
                     "required": ["accepted", "duplicates"],
@@ -558,6 +525,8 @@ def openapi_document() -> dict[str, Any]:
     for paths, schemas in _EXTENSIONS:
         document["paths"].update(copy.deepcopy(paths))
         document["components"]["schemas"].update(copy.deepcopy(schemas))
+    for name, build in _SCHEMA_BUILDERS.items():
+        document["components"]["schemas"][name] = build()
     return document
 
 

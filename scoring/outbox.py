@@ -25,8 +25,8 @@ from typing import Any
 from django.db import transaction
 
 from scoring.models import OutboxEvent, TierChange
-from scoring.sql import insert_rows
 from scoring.tiers import tier_or_placeholder
+from swampclub.dialect import insert_rows
 
 logger = logging.getLogger("swampclub.outbox")
 

@@ -33,7 +33,8 @@ from scoring.models import (
 from scoring.outbox import outbox_tier_changes
 from scoring.pipeline import RunKind, pipeline_run_record
 from scoring.rules import rules_in_force
-from scoring.sql import (
+from scoring.tiers import tier_for_total, tiers_all
+from swampclub.dialect import (
     IdArray,
     ids_in,
     insert_rows,
@@ -42,7 +43,6 @@ from scoring.sql import (
     pg_update_arrays,
     upsert_rows,
 )
-from scoring.tiers import tier_for_total, tiers_all
 
 
 @dataclass(frozen=True)

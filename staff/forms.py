@@ -3,12 +3,12 @@
 import secrets
 
 from django import forms
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from awards.models import Award
 from awards.recipients import member_by_username
+from awards.rules import KEY_MAX, REASON_MAX, REASON_MIN, STAFF_NOTE_MAX, USERNAME_MAX, points_max
 from scoring.models import ApiKey
 
 
@@ -55,7 +55,7 @@ class MemberField(forms.CharField):
     """A username that must belong to an existing member; cleans to the user."""
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", 150)
+        kwargs.setdefault("max_length", USERNAME_MAX)
         super().__init__(**kwargs)
 
     def clean(self, value):
@@ -70,7 +70,7 @@ class MemberField(forms.CharField):
 
 
 class PointsField(forms.IntegerField):
-    """Whole points from 1 to ``settings.AWARD_MAX_POINTS`` (read per request, not at import)."""
+    """Whole points from 1 to ``awards.rules.points_max()`` (read per request, not at import)."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("min_value", 1)
@@ -79,15 +79,15 @@ class PointsField(forms.IntegerField):
     def widget_attrs(self, widget):
         """Let the browser check the range too."""
         attrs = super().widget_attrs(widget)
-        attrs["max"] = settings.AWARD_MAX_POINTS
+        attrs["max"] = points_max()
         return attrs
 
     def validate(self, value):
         """Reject more than ``AWARD_MAX_POINTS``."""
         super().validate(value)
-        if value is not None and value > settings.AWARD_MAX_POINTS:
+        if value is not None and value > points_max():
             raise ValidationError(
-                f"At most {settings.AWARD_MAX_POINTS:,} points can be granted at once.",
+                f"At most {points_max():,} points can be granted at once.",
                 code="max_value",
             )
 
@@ -98,8 +98,8 @@ class AwardGrantForm(forms.Form):
     username = MemberField(label="Member")
     points = PointsField()
     reason = forms.CharField(
-        min_length=3,
-        max_length=500,
+        min_length=REASON_MIN,
+        max_length=REASON_MAX,
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Shown to the member.",
     )
@@ -112,12 +112,12 @@ class AwardGrantForm(forms.Form):
     )
     staff_note = forms.CharField(
         required=False,
-        max_length=2000,
+        max_length=STAFF_NOTE_MAX,
         widget=forms.Textarea(attrs={"rows": 2}),
         label="Staff note",
         help_text="Never shown to members.",
     )
-    idempotency_key = forms.CharField(max_length=200, widget=forms.HiddenInput)
+    idempotency_key = forms.CharField(max_length=KEY_MAX, widget=forms.HiddenInput)
     # Set by the member page: after a grant the fresh form keeps the member filled in.
     keep_member = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
@@ -238,4 +238,4 @@ class ApiKeyCreateForm(forms.Form):
 class RequestRejectForm(forms.Form):
     """Why an award request is rejected (shown to the requester)."""
 
-    reason = forms.CharField(min_length=3, max_length=500, widget=forms.TextInput)
+    reason = forms.CharField(min_length=REASON_MIN, max_length=REASON_MAX, widget=forms.TextInput)

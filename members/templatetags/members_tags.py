@@ -10,8 +10,9 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timezone import localtime
 
+from awards.selectors import AwardRow
 from members.charts import Heatmap, heatmap_rects
-from members.selectors import AwardRow, BoardPage
+from members.leaderboard import BoardPage
 from scoring.formula import exact_text
 
 register = template.Library()

@@ -13,7 +13,7 @@ from typing import Any
 from scoring.ingest.handling import EventHandling
 from scoring.ingest.rejections import IngestRejected
 from scoring.models import ApiKey
-from scoring.sql import advisory_xact_locks
+from swampclub.dialect import advisory_xact_locks
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def conflict_keys_lock(keys: list[str]) -> None:
     A concurrent request naming one of them waits for this transaction to commit or roll
     back; its next statements (READ COMMITTED) then see what this one stored. On SQLite the
     transaction's ``BEGIN IMMEDIATE`` already holds the database's single write lock
-    (``scoring.sql.advisory_xact_locks``).
+    (``swampclub.dialect.advisory_xact_locks``).
     """
     advisory_xact_locks(keys)
 

@@ -4,7 +4,7 @@ Rows are inserted in request order; a deduplication key already stored, or repea
 in the same request, conflicts and is skipped (DO NOTHING also sees rows inserted earlier by
 the same statement), so the first occurrence wins. The statement's row count is what was
 new: skipped rows are not counted. The statement itself, for each database, is
-``scoring.sql.events_insert_rows``.
+``swampclub.dialect.events_insert_rows``.
 """
 
 from datetime import datetime
@@ -15,7 +15,7 @@ from django.db import connection
 
 from scoring.ingest.envelope import Row
 from scoring.models import ApiKey, TelemetryEvent
-from scoring.sql import events_insert_rows
+from swampclub.dialect import events_insert_rows
 
 # The unique key ON CONFLICT names: the columns deduplication is decided on.
 DEDUP_KEY = ("insert_id",)

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
 from awards.models import AwardRequest
-from awards.requests import award_request_approve, award_request_reject
+from awards.request_decisions import award_request_approve, award_request_reject
 from staff.forms import RequestRejectForm
 from staff.htmx import HtmxHttpRequest, render_page_or_fragment
 from staff.selectors.requests import award_request_row, award_requests_list

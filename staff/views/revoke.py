@@ -9,8 +9,8 @@ from django.views.decorators.http import require_http_methods
 from django_htmx.http import trigger_client_event
 
 from awards.audited import award_revoke_audited
+from awards.rules import REASON_MAX, REASON_MIN
 from awards.selectors import award_get
-from awards.services import REASON_MAX, REASON_MIN
 from swampclub.http import staff_permission_required
 
 TEMPLATE = "staff/award_revoke.html"

@@ -10,7 +10,7 @@ from django.db import OperationalError, connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
-from awards import handlers, services
+from awards import event_payload, services
 from awards.models import Award
 from scoring.consumer import events_consume
 from scoring.models import MemberMetrics, MetricsSnapshot, TelemetryEvent, UserScore
@@ -154,7 +154,7 @@ def test_without_award_id_the_key_is_derived_from_reason_and_timestamp(client, a
     keys = sorted(Award.objects.values_list("idempotency_key", flat=True))
     assert len(keys) == 2
     assert all(k.startswith("derived:") for k in keys)
-    expected = handlers.award_key_derive(
+    expected = event_payload.award_key_derive(
         reason="Fixed the install docs",
         timestamp=datetime(2026, 11, 24, 10, 15, 0, 250000, tzinfo=UTC),
     )

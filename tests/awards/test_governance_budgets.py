@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from awards.budgets import BudgetExceeded, budget_get, budget_override_set
 from awards.models import Award, AwardRequest
-from awards.requests import award_grant_or_request, award_request_reject
+from awards.request_decisions import award_request_reject
+from awards.requests import award_grant_or_request
 from scoring.apikeys import api_key_create
 from scoring.consumer import events_consume
 from scoring.models import TelemetryEvent

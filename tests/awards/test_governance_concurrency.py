@@ -9,7 +9,8 @@ from django.db import connection, connections
 
 from awards.budgets import BudgetExceeded, budget_get
 from awards.models import Award, AwardRequest
-from awards.requests import award_grant_or_request, award_request_approve
+from awards.request_decisions import award_request_approve
+from awards.requests import award_grant_or_request
 from scoring.models import MemberMetrics
 from tests.awards.conftest import staff_with
 from tests.factories import UserFactory

@@ -11,11 +11,8 @@ from django.utils import timezone
 
 from audit.models import AuditEntry
 from awards.models import Award, AwardRequest
-from awards.requests import (
-    award_grant_or_request,
-    award_request_approve,
-    award_requests_expire,
-)
+from awards.request_decisions import award_request_approve, award_requests_expire
+from awards.requests import award_grant_or_request
 from awards.tasks import award_requests_expire_task
 from scoring.consumer import events_consume
 from scoring.models import MemberMetrics, TelemetryEvent, UserScore

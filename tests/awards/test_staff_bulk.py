@@ -9,6 +9,8 @@ from django.test import Client
 
 from awards import bulk
 from awards.bulk import bulk_dry_run, bulk_job_confirm, bulk_job_run, bulk_jobs_resume, bulk_parse
+from awards.bulk import jobs as bulk_jobs
+from awards.bulk import parse as bulk_csv
 from awards.models import Award, BulkGrantJob
 from awards.services import award_grant
 from scoring.models import MemberMetrics, TierChange, UserScore
@@ -219,10 +221,10 @@ def test_file_level_problems(staff_client, members, raw, message):
 
 
 def test_too_big_and_too_many_rows(staff_client, members, monkeypatch):
-    monkeypatch.setattr(bulk, "MAX_ROWS", 2)
+    monkeypatch.setattr(bulk_csv, "MAX_ROWS", 2)
     response = staff_client.post(URL, {"file": upload(GOOD)})
     assert "at most 2" in " ".join(response.context["report"].file_errors)
-    monkeypatch.setattr(bulk, "MAX_BYTES", 10)
+    monkeypatch.setattr(bulk_csv, "MAX_BYTES", 10)
     response = staff_client.post(URL, {"file": upload(GOOD)})
     assert "larger than" in " ".join(response.context["report"].file_errors)
 
@@ -295,8 +297,8 @@ def big_file(rows: int) -> str:
 def test_large_file_is_queued_and_granted_in_chunks_by_the_task(
     staff_client, members, monkeypatch, django_capture_on_commit_callbacks
 ):
-    monkeypatch.setattr(bulk, "SYNC_MAX_ROWS", 5)
-    monkeypatch.setattr(bulk, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(bulk_jobs, "SYNC_MAX_ROWS", 5)
+    monkeypatch.setattr(bulk_jobs, "CHUNK_ROWS", 4)
     sent = []
     monkeypatch.setattr("awards.tasks.bulk_grant_task.delay", sent.append)
     dry = staff_client.post(URL, {"file": upload(big_file(10))})
@@ -340,13 +342,13 @@ def test_task_names_are_pinned_and_resume_is_scheduled(settings):
 def test_interrupted_job_resumes_after_last_chunk_without_double_grants(
     staff_user, members, monkeypatch
 ):
-    monkeypatch.setattr(bulk, "SYNC_MAX_ROWS", 1)
-    monkeypatch.setattr(bulk, "CHUNK_ROWS", 3)
+    monkeypatch.setattr(bulk_jobs, "SYNC_MAX_ROWS", 1)
+    monkeypatch.setattr(bulk_jobs, "CHUNK_ROWS", 3)
     report = bulk_dry_run(raw=big_file(7).encode(), filename="big.csv", uploaded_by=staff_user)
     monkeypatch.setattr("awards.tasks.bulk_grant_task.delay", lambda job_id: None)
     job = bulk_job_confirm(token=report.job.token, user=staff_user)
     calls = []
-    real = bulk.awards_grant_bulk
+    real = bulk_jobs.awards_grant_bulk
 
     def crash_on_second_chunk(**kwargs):
         calls.append(len(kwargs["grants"]))
@@ -354,12 +356,12 @@ def test_interrupted_job_resumes_after_last_chunk_without_double_grants(
             raise RuntimeError("worker killed")
         return real(**kwargs)
 
-    monkeypatch.setattr(bulk, "awards_grant_bulk", crash_on_second_chunk)
+    monkeypatch.setattr(bulk_jobs, "awards_grant_bulk", crash_on_second_chunk)
     with pytest.raises(RuntimeError):
         bulk_job_run(job_id=job.pk)
     job.refresh_from_db()
     assert (job.status, job.processed_rows, job.granted_count) == ("running", 3, 3)
-    monkeypatch.setattr(bulk, "awards_grant_bulk", real)
+    monkeypatch.setattr(bulk_jobs, "awards_grant_bulk", real)
     # The resume task picks the stalled job up and finishes it from row 4.
     BulkGrantJob.objects.filter(pk=job.pk).update(updated_at="2000-01-01T00:00:00Z")
     assert bulk_jobs_resume() == 1

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from awards.services import award_grant
-from members.selectors import Cursor
+from members.leaderboard import Cursor
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

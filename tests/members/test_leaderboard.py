@@ -10,7 +10,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from members import selectors
+from members import leaderboard
+from members.leaderboard import pages as leaderboard_pages
 from scoring.models import UserScore
 from tests.factories import ScoreHistoryFactory, UserFactory
 
@@ -43,7 +44,7 @@ def api_walk(client, window, *, between_pages=None):
 def test_all_time_board_orders_by_total_then_username(make_member):
     for name, total in [("carol", 300), ("bob", 500), ("alice", 300), ("dave", 10)]:
         make_member(name, total)
-    page = selectors.leaderboard_page(window="all", now=timezone.now())
+    page = leaderboard.leaderboard_page(window="all", now=timezone.now())
     assert board_usernames(page) == ["bob", "alice", "carol", "dave"]
     # Competition ranks: the tie shares rank 2 and the next rank is 4.
     assert [e.rank for e in page.entries] == [1, 2, 2, 4]
@@ -86,7 +87,7 @@ def test_dormant_member_gains_exactly_this_weeks_award(make_member):
         ],
     )
     for window in ("7d", "30d"):
-        page = selectors.leaderboard_page(window=window, now=now)
+        page = leaderboard.leaderboard_page(window=window, now=now)
         assert [(e.username, e.gain, e.total_score) for e in page.entries] == [
             ("sleeper", 500, 1500)
         ]
@@ -97,7 +98,7 @@ def test_member_without_history_before_the_window_gains_their_whole_total(make_m
     make_member(
         "newbie", 300, history=[(now - timedelta(days=3), 120), (now - timedelta(days=1), 300)]
     )
-    page = selectors.leaderboard_page(window="7d", now=now)
+    page = leaderboard.leaderboard_page(window="7d", now=now)
     assert page.entries[0].gain == 300
 
 
@@ -108,14 +109,14 @@ def test_decayed_member_has_a_negative_gain_and_sorts_last(client, make_member):
     )
     make_member("steady", 700, history=[(now - timedelta(days=90), 700)])
     make_member("rising", 50, history=[(now - timedelta(days=1), 50)])
-    page = selectors.leaderboard_page(window="7d", now=now)
+    page = leaderboard.leaderboard_page(window="7d", now=now)
     assert [(e.username, e.gain) for e in page.entries] == [
         ("rising", 50),
         ("steady", 0),
         ("fading", -200),
     ]
     # Over 30 days the decay is older than the gain: baseline 0, so the whole total counts.
-    page30 = selectors.leaderboard_page(window="30d", now=now)
+    page30 = leaderboard.leaderboard_page(window="30d", now=now)
     assert page30.entries[0].username == "fading"
     assert page30.entries[0].gain == 1800
     body = client.get("/leaderboard/?window=7d").content.decode()
@@ -125,7 +126,7 @@ def test_decayed_member_has_a_negative_gain_and_sorts_last(client, make_member):
 
 def test_history_row_exactly_at_the_window_start_is_the_baseline(make_member):
     now = timezone.now()
-    start = selectors.leaderboard_window_start(window="7d", now=now)
+    start = leaderboard.leaderboard_window_start(window="7d", now=now)
     assert now - timedelta(days=7, seconds=1) < start <= now - timedelta(days=7)
     make_member(
         "edge",
@@ -136,7 +137,7 @@ def test_history_row_exactly_at_the_window_start_is_the_baseline(make_member):
             (start + timedelta(microseconds=1), 900),
         ],
     )
-    page = selectors.leaderboard_page(window="7d", now=now)
+    page = leaderboard.leaderboard_page(window="7d", now=now)
     assert page.entries[0].gain == 500
 
 
@@ -151,7 +152,7 @@ def test_window_ties_are_ordered_by_username(make_member):
                 (now - timedelta(days=1), 1000 + len(name)),
             ],
         )
-    page = selectors.leaderboard_page(window="7d", now=now)
+    page = leaderboard.leaderboard_page(window="7d", now=now)
     assert [(e.username, e.gain, e.rank) for e in page.entries] == [
         ("amy", 1000, 1),
         ("kim", 1000, 1),
@@ -164,10 +165,12 @@ def test_window_cursor_pins_the_window_start(make_member, settings):
     now = timezone.now()
     make_member("one", 10, history=[(now - timedelta(days=1), 10)])
     make_member("two", 5, history=[(now - timedelta(days=1), 5)])
-    first = selectors.leaderboard_page(window="7d", now=now)
-    cursor = selectors.Cursor.decode(first.next_cursor, window="7d")
+    first = leaderboard.leaderboard_page(window="7d", now=now)
+    cursor = leaderboard.Cursor.decode(first.next_cursor, window="7d")
     assert cursor.start == first.window_start
-    later = selectors.leaderboard_page(window="7d", cursor=cursor, now=now + timedelta(minutes=30))
+    later = leaderboard.leaderboard_page(
+        window="7d", cursor=cursor, now=now + timedelta(minutes=30)
+    )
     assert later.window_start == first.window_start
     assert board_usernames(later) == ["two"]
 
@@ -175,10 +178,10 @@ def test_window_cursor_pins_the_window_start(make_member, settings):
 def test_old_or_forged_window_cursors_are_measured_from_the_current_start(make_member):
     now = timezone.now()
     make_member("one", 10, history=[(now - timedelta(days=1), 10)])
-    current = selectors.leaderboard_window_start(window="7d", now=now)
+    current = leaderboard.leaderboard_window_start(window="7d", now=now)
     for start in (current - timedelta(hours=2), current + timedelta(seconds=5)):
-        cursor = selectors.Cursor("7d", 999, "a", "after", start)
-        page = selectors.leaderboard_page(window="7d", cursor=cursor, now=now)
+        cursor = leaderboard.Cursor("7d", 999, "a", "after", start)
+        page = leaderboard.leaderboard_page(window="7d", cursor=cursor, now=now)
         assert page.window_start == current
         assert board_usernames(page) == ["one"]
 
@@ -240,22 +243,22 @@ def test_next_then_previous_returns_the_same_page(make_member, settings):
     for i in range(10):
         make_member(f"q{i}", 100 - i)
     now = timezone.now()
-    first = selectors.leaderboard_page(window="all", now=now)
-    second = selectors.leaderboard_page(
-        window="all", cursor=selectors.Cursor.decode(first.next_cursor, window="all"), now=now
+    first = leaderboard.leaderboard_page(window="all", now=now)
+    second = leaderboard.leaderboard_page(
+        window="all", cursor=leaderboard.Cursor.decode(first.next_cursor, window="all"), now=now
     )
     assert board_usernames(second) == ["q3", "q4", "q5"]
     assert [e.rank for e in second.entries] == [4, 5, 6]
-    back = selectors.leaderboard_page(
-        window="all", cursor=selectors.Cursor.decode(second.prev_cursor, window="all"), now=now
+    back = leaderboard.leaderboard_page(
+        window="all", cursor=leaderboard.Cursor.decode(second.prev_cursor, window="all"), now=now
     )
     assert board_usernames(back) == board_usernames(first)
     assert [e.rank for e in back.entries] == [1, 2, 3]
     assert back.prev_cursor is None
     assert first.prev_cursor is None
-    last = selectors.leaderboard_page(
+    last = leaderboard.leaderboard_page(
         window="all",
-        cursor=selectors.Cursor("all", 92, "q8", "after"),
+        cursor=leaderboard.Cursor("all", 92, "q8", "after"),
         now=now,
     )
     assert board_usernames(last) == ["q9"]
@@ -266,10 +269,10 @@ def test_next_then_previous_returns_the_same_page(make_member, settings):
 def test_deep_all_time_page_is_an_index_range_scan(make_member):
     for i in range(50):
         make_member(f"r{i:02d}", i * 10)
-    cursor = selectors.Cursor("all", 200, "r20", "after")
+    cursor = leaderboard.Cursor("all", 200, "r20", "after")
     rows = (
-        selectors.leaderboard_queryset(start=None)
-        .filter(selectors._behind(cursor.value, cursor.username))
+        leaderboard.leaderboard_queryset(start=None)
+        .filter(leaderboard_pages._behind(cursor.value, cursor.username))
         .order_by("-board_value", "username")[:51]
     )
     with connection.cursor() as db:
@@ -287,14 +290,14 @@ def test_deep_all_time_page_is_an_index_range_scan(make_member):
 def test_staff_exclusion_reads_the_staff_index_not_the_user_table(make_member):
     for i in range(20):
         make_member(f"s{i:02d}", i, staff=i % 10 == 9)
-    rows = selectors.leaderboard_queryset(start=None).order_by("-board_value", "username")[:5]
+    rows = leaderboard.leaderboard_queryset(start=None).order_by("-board_value", "username")[:5]
     with connection.cursor() as db:
         db.execute("SET LOCAL enable_seqscan = off")
         plan = rows.explain()
     # The anti-join's inner side is the partial index of staff rows, not a user-table scan.
     assert "scoring_user_staff_idx" in plan, plan
     assert [
-        e.username for e in selectors.leaderboard_page(window="all", now=timezone.now()).entries
+        e.username for e in leaderboard.leaderboard_page(window="all", now=timezone.now()).entries
     ][:2] == ["s18", "s17"]
 
 
@@ -350,9 +353,9 @@ def test_where_am_i_works_for_window_boards(make_member, settings):
         make_member(f"w{i}", 100 - i, history=[(now - timedelta(days=1), 100 - i)])
         for i in range(5)
     ]
-    cursor_text = selectors.leaderboard_cursor_for_member(member=users[4], window="7d", now=now)
-    cursor = selectors.Cursor.decode(cursor_text, window="7d")
-    page = selectors.leaderboard_page(window="7d", cursor=cursor, now=now)
+    cursor_text = leaderboard.leaderboard_cursor_for_member(member=users[4], window="7d", now=now)
+    cursor = leaderboard.Cursor.decode(cursor_text, window="7d")
+    page = leaderboard.leaderboard_page(window="7d", cursor=cursor, now=now)
     assert board_usernames(page) == ["w4"]
     assert page.entries[0].rank == 5
 
@@ -393,7 +396,7 @@ def test_api_shape_for_all_time_and_window_boards(client, make_member):
         ("cursor=not-a-cursor", "cursor", 404),  # base64url, but names no place
         ("cursor=WzFd", "cursor", 404),  # valid base64 of "[1]"
         # A cursor of the all-time board used on the 7-day board.
-        (f"window=7d&cursor={selectors.Cursor('all', 5, 'x', 'after').encode()}", "cursor", 404),
+        (f"window=7d&cursor={leaderboard.Cursor('all', 5, 'x', 'after').encode()}", "cursor", 404),
     ],
 )
 def test_bad_parameters_answer_4xx_naming_the_field(client, query, field, api_status):
@@ -465,12 +468,12 @@ def test_carried_ranks_match_counted_ranks_forwards_and_backwards(make_member, s
     for i, score in enumerate(TIED_SCORES):
         make_member(f"t{i:02d}", score)
     now = timezone.now()
-    pages = [selectors.leaderboard_page(window="all", now=now)]
+    pages = [leaderboard.leaderboard_page(window="all", now=now)]
     while pages[-1].next_cursor:
-        cursor = selectors.Cursor.decode(pages[-1].next_cursor, window="all")
+        cursor = leaderboard.Cursor.decode(pages[-1].next_cursor, window="all")
         assert cursor.ahead is not None, "the next cursor carries its row's place"
         with CaptureQueriesContext(connection) as ctx:
-            pages.append(selectors.leaderboard_page(window="all", cursor=cursor, now=now))
+            pages.append(leaderboard.leaderboard_page(window="all", cursor=cursor, now=now))
         assert len(ctx) == 1, "a page after a placed cursor needs no COUNT"
     forward = [(e.username, e.rank, e.position) for p in pages for e in p.entries]
     assert [rank for _, rank, _ in forward] == expected_ranks(TIED_SCORES)
@@ -479,8 +482,8 @@ def test_carried_ranks_match_counted_ranks_forwards_and_backwards(make_member, s
     # Back up from the last page: every page (and its ranks) comes back identical.
     back = [pages[-1]]
     while back[-1].prev_cursor:
-        cursor = selectors.Cursor.decode(back[-1].prev_cursor, window="all")
-        back.append(selectors.leaderboard_page(window="all", cursor=cursor, now=now))
+        cursor = leaderboard.Cursor.decode(back[-1].prev_cursor, window="all")
+        back.append(leaderboard.leaderboard_page(window="all", cursor=cursor, now=now))
     backward = [(e.username, e.rank, e.position) for p in reversed(back) for e in p.entries]
     assert backward == forward
 
@@ -491,9 +494,9 @@ def test_cursor_without_a_place_still_ranks_by_counting(make_member, settings):
         make_member(f"t{i:02d}", score)
     now = timezone.now()
     # A cursor in the older form (no place): after t07, inside the run of 30s.
-    legacy = selectors.Cursor("all", 30, "t07", "after")
-    assert selectors.Cursor.decode(legacy.encode(), window="all") == legacy
-    page = selectors.leaderboard_page(window="all", cursor=legacy, now=now)
+    legacy = leaderboard.Cursor("all", 30, "t07", "after")
+    assert leaderboard.Cursor.decode(legacy.encode(), window="all") == legacy
+    page = leaderboard.leaderboard_page(window="all", cursor=legacy, now=now)
     assert [(e.username, e.rank) for e in page.entries] == [("t08", 7), ("t09", 7), ("t10", 7)]
 
 
@@ -501,8 +504,8 @@ def test_cursor_without_a_place_still_ranks_by_counting(make_member, settings):
 def test_cursor_with_a_bad_place_is_rejected(bad_place):
     raw = json.dumps(["all", 30, "t07", "a", None, *bad_place]).encode()
     text = base64.urlsafe_b64encode(raw).decode().rstrip("=")
-    with pytest.raises(selectors.InvalidCursor):
-        selectors.Cursor.decode(text, window="all")
+    with pytest.raises(leaderboard.InvalidCursor):
+        leaderboard.Cursor.decode(text, window="all")
 
 
 @pytest.mark.parametrize("member_index", range(len(TIED_SCORES)))
@@ -510,20 +513,20 @@ def test_where_am_i_cursor_carries_the_right_rank(make_member, settings, member_
     settings.LEADERBOARD_PAGE_SIZE = 3
     users = [make_member(f"t{i:02d}", score) for i, score in enumerate(TIED_SCORES)]
     now = timezone.now()
-    text = selectors.leaderboard_cursor_for_member(
+    text = leaderboard.leaderboard_cursor_for_member(
         member=users[member_index], window="all", now=now
     )
     page_start = member_index // 3 * 3
     if page_start == 0:
         assert text == ""
         return
-    cursor = selectors.Cursor.decode(text, window="all")
+    cursor = leaderboard.Cursor.decode(text, window="all")
     assert (cursor.ahead, cursor.above) == (
         page_start - 1,
         expected_ranks(TIED_SCORES)[page_start - 1] - 1,
     )
     with CaptureQueriesContext(connection) as ctx:
-        page = selectors.leaderboard_page(window="all", cursor=cursor, now=now)
+        page = leaderboard.leaderboard_page(window="all", cursor=cursor, now=now)
     assert len(ctx) == 1
     ranks = expected_ranks(TIED_SCORES)
     assert [(e.username, e.rank) for e in page.entries] == [

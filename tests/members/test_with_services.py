@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from awards.services import award_grant, award_revoke
-from members import selectors
+from members import leaderboard
 from scoring.models import ScoreHistory, UserScore
 from tests.factories import MemberMetricsFactory, UserFactory
 from tests.members.test_profile import breakdown_numbers
@@ -39,7 +39,7 @@ def test_dormant_member_gains_exactly_this_weeks_award(client, staff_user):
 
     now = timezone.now()
     for window in ("7d", "30d"):
-        page = selectors.leaderboard_page(window=window, now=now)
+        page = leaderboard.leaderboard_page(window=window, now=now)
         assert [(e.username, e.gain) for e in page.entries] == [("sleeper", 750)]
     body = client.get("/api/leaderboard?window=7d").json()
     assert body["entries"][0]["gain"] == 750
@@ -56,7 +56,7 @@ def test_revocation_shows_as_a_loss_and_the_breakdown_still_sums(client, staff_u
     )
     award_revoke(award=lost, revoked_by=staff_user, reason="Granted to the wrong member")
 
-    page = selectors.leaderboard_page(window="7d", now=timezone.now())
+    page = leaderboard.leaderboard_page(window="7d", now=timezone.now())
     assert page.entries[0].gain == -5_000
 
     score = UserScore.objects.get(member=member)

@@ -16,8 +16,8 @@ from typing import Any
 from django.core.management import CommandError, call_command
 
 from awards.models import Award
-from scoring.constants import scoring_constants
 from scoring.formula import activity_score
+from scoring.formula_settings import scoring_constants
 from scoring.models import (
     MemberMetrics,
     MetricsSnapshot,

@@ -3,7 +3,6 @@
 from functools import cache
 
 from django.conf import settings
-from django.core.signals import setting_changed
 
 from scoring.formula import ScoringConstants, constants_from_mapping
 
@@ -17,9 +16,8 @@ def scoring_constants() -> ScoringConstants:
     return constants_from_mapping(getattr(settings, "SCORING", {}) or {})
 
 
-def _clear_cache(*, setting: str, **kwargs) -> None:
+def scoring_constants_clear(*, setting: str, **kwargs: object) -> None:
+    """``setting_changed`` receiver (connected in ``ScoringConfig.ready()``): forget the
+    cached constants when ``SCORING`` changes."""
     if setting == "SCORING":
         scoring_constants.cache_clear()
-
-
-setting_changed.connect(_clear_cache)

@@ -1,21 +1,22 @@
-"""Set-based SQL helpers for the pipeline's hot paths.
+"""Set-based SQL helpers: every statement that differs between PostgreSQL and SQLite.
 
-On PostgreSQL a batch of thousands of rows is sent as one JSON document expanded
-server-side (``INSERT ... SELECT ... FROM jsonb_to_recordset(%s)``), and id lists as one
-array literal (``WHERE id = ANY(%s)``): one parameter instead of tens of thousands, so
-neither Django's per-value preparation nor the driver's per-parameter quoting grows with
-the batch. Other
-databases (SQLite, the zero-setup default) take the ORM's portable path in the callers.
+On PostgreSQL a batch of thousands of rows is sent as one array literal per column
+(``unnest``), and id lists as one array literal (``WHERE id = ANY(%s)``): one parameter
+instead of tens of thousands, so neither Django's per-value preparation nor the driver's
+per-parameter quoting grows with the batch. Other
+databases (SQLite, the zero-setup default) take the portable paths here.
 """
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
+from itertools import batched
 from typing import Any
 
 import msgspec
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, models
+from django.utils import timezone
 
 
 def is_postgresql() -> bool:
@@ -23,14 +24,15 @@ def is_postgresql() -> bool:
     return connection.vendor == "postgresql"
 
 
-def ids_in(column: str, ids: Iterable[int]) -> tuple[str, list[Any]]:
+def ids_in(column: str, ids: Iterable[int], *, vendor: str | None = None) -> tuple[str, list[Any]]:
     """``column`` restricted to ``ids``: ``= ANY(%s)`` on PostgreSQL, ``IN (...)`` elsewhere.
 
     On PostgreSQL the ids go as one array literal (``'{1,2,3}'``): the driver's client-side
-    quoting of a Python list costs more than the query for a batch of thousands.
+    quoting of a Python list costs more than the query for a batch of thousands. ``vendor``
+    defaults to the default database's. The ``__in_ids`` lookup builds its SQL here too.
     """
     ids = [int(i) for i in ids]
-    if is_postgresql():
+    if (vendor or connection.vendor) == "postgresql":
         return f"{column} = ANY(%s::bigint[])", ["{" + ",".join(map(str, ids)) + "}"]
     if not ids:
         return "1 = 0", []
@@ -41,55 +43,6 @@ def _json_default(value: Any) -> str:
     if isinstance(value, (datetime, date)):
         return value.isoformat()  # full precision (DjangoJSONEncoder drops microseconds)
     raise TypeError(f"cannot encode {type(value).__name__}")
-
-
-def recordset_select(
-    model: type[models.Model], columns: Sequence[str], rows: Sequence[Sequence[Any]]
-) -> tuple[str, str, list[Any]]:
-    """``(column list, SELECT ..., params)`` producing ``rows`` as typed rows of ``model``'s
-    table on PostgreSQL. ``columns`` are field names or foreign-key attnames.
-
-    The rows travel as one JSON document expanded by ``jsonb_to_recordset``: a single text
-    parameter, encoded by the C JSON encoder, typed by the server with each column's own
-    type.
-    """
-    opts = model._meta
-    quote = connection.ops.quote_name
-    keys, definitions = [], []
-    for name in columns:
-        field = opts.get_field(name)  # a field name or a foreign key's attname
-        target = field.target_field if isinstance(field, models.ForeignKey) else field
-        keys.append(field.column)
-        definitions.append(f"{quote(field.column)} {target.db_type(connection)}")
-    # jsonb_to_recordset matches object keys to the column definitions by name.
-    document = json.dumps(
-        [dict(zip(keys, row, strict=True)) for row in rows], default=_json_default
-    )
-    names = ", ".join(quote(k) for k in keys)
-    # Only identifiers from model metadata are formatted in; the rows are one parameter.
-    select = f"SELECT {names} FROM jsonb_to_recordset(%s::jsonb) AS r({', '.join(definitions)})"  # noqa: S608
-    return names, select, [document]
-
-
-def pg_insert(
-    model: type[models.Model],
-    columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    *,
-    on_conflict: str = "",
-) -> int:
-    """Insert ``rows`` into ``model`` in one statement (PostgreSQL only); returns rowcount.
-
-    ``on_conflict`` is appended verbatim (``ON CONFLICT (...) DO ...``); the target table
-    is aliased ``t0`` so the conflict clause can refer to the existing row.
-    """
-    if not rows:
-        return 0
-    names, select, params = recordset_select(model, columns, rows)
-    table = connection.ops.quote_name(model._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {table} AS t0 ({names}) {select} {on_conflict}", params)
-        return cursor.rowcount
 
 
 def _array_columns(model: type[models.Model], columns: Sequence[str]) -> list[tuple[str, str]]:
@@ -131,6 +84,42 @@ def _column_arrays(rows: Sequence[Sequence[Any]], width: int) -> list[str]:
     # to the column's array type; unnest() turns them back into rows.
     columns = [list(column) for column in zip(*rows, strict=True)] or [[]] * width
     return [_array_literal(column) for column in columns]
+
+
+def pg_insert(
+    model: type[models.Model],
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    on_conflict: str = "",
+) -> int:
+    """Insert ``rows`` into ``model`` in one statement (PostgreSQL only); returns rowcount.
+
+    Like ``pg_insert_arrays``, but a JSON column takes Python values (encoded here).
+    ``on_conflict`` is appended verbatim (``ON CONFLICT (...) DO ...``); the target table
+    is aliased ``t0`` so the conflict clause can refer to the existing row.
+    """
+    if not rows:
+        return 0
+    typed = _array_columns(model, columns)
+    json_at = [i for i, (_, array_type) in enumerate(typed) if array_type.startswith("json")]
+    if json_at:
+        rows = [_json_encoded(row, json_at) for row in rows]
+    names = ", ".join(column for column, _ in typed)
+    arrays = ", ".join(f"%s::{array_type}" for _, array_type in typed)
+    table = connection.ops.quote_name(model._meta.db_table)
+    query = f"INSERT INTO {table} AS t0 ({names}) SELECT * FROM unnest({arrays}) {on_conflict}"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(query, _column_arrays(rows, len(typed)))
+        return cursor.rowcount
+
+
+def _json_encoded(row: Sequence[Any], json_at: Sequence[int]) -> list[Any]:
+    encoded = list(row)
+    for index in json_at:
+        if encoded[index] is not None:
+            encoded[index] = json.dumps(encoded[index], default=_json_default)
+    return encoded
 
 
 def pg_insert_arrays(
@@ -241,6 +230,111 @@ def upsert_rows(
     )
 
 
+# Rows per INSERT/UPDATE statement on SQLite: well under its 32,766 bind parameters.
+# (PostgreSQL takes every row at once as one array per column.)
+ROWS_PER_STATEMENT = 500
+
+
+def rows_source(
+    rows: Sequence[Sequence[Any]], db_types: Sequence[str]
+) -> Iterator[tuple[str, list[Any]]]:
+    """``rows`` as SQL row sources with their parameters: one ``SELECT * FROM unnest(...)``
+    on PostgreSQL, ``VALUES`` lists of ``ROWS_PER_STATEMENT`` rows on SQLite (its bind
+    limit). ``db_types`` are column types without length (``varchar``)."""
+    if is_postgresql():
+        casts = ", ".join(f"%s::{db_type}[]" for db_type in db_types)
+        # The types come from the model's fields; every value is a parameter.
+        source = f"SELECT * FROM unnest({casts})"  # noqa: S608
+        yield source, _column_arrays(rows, len(db_types))
+        return
+    row_sql = "(" + ", ".join(["%s"] * len(db_types)) + ")"
+    for chunk in batched(rows, ROWS_PER_STATEMENT):
+        yield "VALUES " + ", ".join([row_sql] * len(chunk)), [v for row in chunk for v in row]
+
+
+def _column_type(field: Any) -> str:
+    # Without its length: the statement checks lengths against the real column.
+    return field.db_type(connection).split("(")[0]
+
+
+def insert_returning_new(
+    model: type[models.Model], objs: Sequence[models.Model], *, unique: Sequence[str]
+) -> set[Any]:
+    """Insert ``objs`` through the ``unique`` fields' constraint (``ON CONFLICT DO NOTHING
+    RETURNING pk``, SQLite ≥ 3.35 too); the pks of the rows inserted. The constraint, not a
+    prior read, decides who inserts (``bulk_create`` cannot say which rows it inserted)."""
+    if not objs:
+        return set()
+    meta = model._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(f.column) for f in fields)
+    target = ", ".join(qn(meta.get_field(name).column) for name in unique)
+    rows = [
+        [f.get_db_prep_save(f.pre_save(obj, add=True), connection=connection) for f in fields]
+        for obj in objs
+    ]
+    inserted: set[Any] = set()
+    for source, params in rows_source(rows, [_column_type(f) for f in fields]):
+        # ``WHERE true`` keeps SQLite from reading ON CONFLICT as a join constraint.
+        sql = (
+            # Identifiers come from the model and are quoted; every value is a parameter.
+            f"INSERT INTO {qn(meta.db_table)} ({columns}) "  # noqa: S608
+            f"SELECT * FROM ({source}) AS row_source WHERE true "
+            f"ON CONFLICT ({target}) DO NOTHING RETURNING {qn(meta.pk.column)}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            inserted.update(row[0] for row in cursor.fetchall())
+    return inserted
+
+
+def add_from_deltas(
+    model: type[models.Model],
+    *,
+    key: str,
+    column: str,
+    deltas: Sequence[tuple[int, int]],
+    touch: str | None = None,
+) -> None:
+    """``column += delta`` for each ``(key, delta)``, added by the database under the row
+    lock; ``touch`` names a datetime field set to now."""
+    if not deltas:
+        return
+    meta = model._meta
+    qn = connection.ops.quote_name
+    table = qn(meta.db_table)
+    key_col = qn(meta.get_field(key).column)
+    value_col = qn(meta.get_field(column).column)
+    assignments = f"{value_col} = {table}.{value_col} + delta.amount"
+    extra: list[Any] = []
+    if touch is not None:
+        assignments += f", {qn(meta.get_field(touch).column)} = %s"
+        extra.append(connection.ops.adapt_datetimefield_value(timezone.now()))
+    for source, params in rows_source(deltas, ["bigint", "bigint"]):
+        # A CTE names the source's columns the same way on PostgreSQL and SQLite (≥ 3.33).
+        sql = (
+            # Identifiers come from the model and are quoted; every value is a parameter.
+            f"WITH delta (key, amount) AS ({source}) "  # noqa: S608
+            f"UPDATE {table} SET {assignments} FROM delta WHERE {table}.{key_col} = delta.key"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, *extra])
+
+
+def json_number_sql(column: str, key: str) -> str:
+    """SQL for the number at ``key`` of JSON ``column``, else 0 (trusted identifiers)."""
+    if is_postgresql():
+        return (
+            f"CASE WHEN jsonb_typeof({column} -> '{key}') = 'number' "
+            f"THEN CAST({column} ->> '{key}' AS numeric) ELSE 0 END"
+        )
+    return (
+        f"CASE WHEN json_type({column}, '$.{key}') IN ('integer', 'real') "
+        f"THEN json_extract({column}, '$.{key}') ELSE 0 END"
+    )
+
+
 class IdArray:
     """Ids for ``__in_ids`` that the ORM hands to the lookup whole.
 
@@ -269,17 +363,18 @@ class InIds(models.Lookup):
 
     def as_sql(self, compiler, connection):
         lhs, lhs_params = self.process_lhs(compiler, connection)
-        ids = [int(i) for i in (self.rhs.ids if isinstance(self.rhs, IdArray) else self.rhs)]
-        if connection.vendor == "postgresql":
-            return f"{lhs} = ANY(%s::bigint[])", [*lhs_params, "{" + ",".join(map(str, ids)) + "}"]
-        if not ids:
+        ids = self.rhs.ids if isinstance(self.rhs, IdArray) else self.rhs
+        if connection.vendor != "postgresql" and not ids:
             raise EmptyResultSet
-        return f"{lhs} IN ({', '.join(['%s'] * len(ids))})", [*lhs_params, *ids]
+        sql, params = ids_in(lhs, ids, vendor=connection.vendor)
+        return sql, [*lhs_params, *params]
 
 
-# On plain fields and on foreign keys (related fields only accept lookups registered on them).
-models.Field.register_lookup(InIds)
-models.ForeignObject.register_lookup(InIds)
+def lookups_register() -> None:
+    """Register ``__in_ids`` on plain fields and on foreign keys (related fields only accept
+    lookups registered on them). Called once from ``ScoringConfig.ready()``."""
+    models.Field.register_lookup(InIds)
+    models.ForeignObject.register_lookup(InIds)
 
 
 # --- Ingest and the clients summary: the dialect's statement behind each name ------------------
