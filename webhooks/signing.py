@@ -3,6 +3,7 @@
 import base64
 import secrets
 from datetime import datetime
+from functools import lru_cache
 
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
@@ -25,9 +26,15 @@ def signature_header(
     receiver holding either verifies (the library accepts any matching signature).
     """
     return " ".join(
-        Webhook(secret).sign(msg_id=message_id, timestamp=timestamp, data=body)
+        _signer(secret).sign(msg_id=message_id, timestamp=timestamp, data=body)
         for secret in secrets_in_use
     )
+
+
+@lru_cache(maxsize=256)
+def _signer(secret: str) -> Webhook:
+    # Decoding the secret once per process, not once per delivery.
+    return Webhook(secret)
 
 
 def endpoint_signing_secrets(endpoint, *, now: datetime | None = None) -> list[str]:
