@@ -8,27 +8,28 @@ checked address (the pool is keyed by it), so keep-alive does not weaken the che
 Redirects are never followed; the timeout covers connecting and each read
 (``WEBHOOK_TIMEOUT_S``, 5 s).
 
-``EndpointClient`` keeps one ``requests`` session per endpoint URL in each worker process:
-its connection pool holds up to ``WEBHOOK_ENDPOINT_CONCURRENCY`` keep-alive connections,
-shared by the threads sending that endpoint's batch. Idle clients are closed after
-``IDLE_S``.
+``EndpointClient`` keeps the connections of one endpoint URL in each worker process
+(``urllib3`` pools, one per checked address, of up to ``WEBHOOK_ENDPOINT_CONCURRENCY``
+keep-alive connections), shared by the threads sending that endpoint's batch. Idle
+clients are closed after ``IDLE_S``.
 """
 
 import threading
 import time
 from dataclasses import dataclass
-from http.cookiejar import DefaultCookiePolicy
+from urllib.parse import urlsplit
 
-import requests
+import certifi
+import urllib3
 from django.conf import settings
-from requests.adapters import HTTPAdapter
+from urllib3.util import Timeout
 
 from webhooks.urlsafety import UnsafeUrl, url_resolve
 
 EXCERPT_BYTES = 500
 DRAIN_BYTES = 64 * 1024  # a longer answer is not read: its connection is dropped instead
 USER_AGENT = "swampclub-webhooks/1"
-IDLE_S = 120.0
+IDLE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -50,52 +51,57 @@ class SendResult:
 
 @dataclass(frozen=True)
 class Target:
-    """Where the requests of one batch go: the URL with the checked address as its host,
-    and the ``Host`` header as written in the endpoint's URL."""
+    """Where the requests of one batch go: the checked address and port (the URL's host
+    still drives the ``Host`` header, TLS SNI and the certificate check)."""
 
-    url: str
-    host_header: str
-
-
-class _PinnedAdapter(HTTPAdapter):
-    """Connects to the URL's (already checked) address while TLS still verifies the name."""
-
-    def __init__(self, hostname: str, *, pool_size: int) -> None:
-        self._hostname = hostname
-        super().__init__(max_retries=0, pool_connections=4, pool_maxsize=pool_size)
-
-    def build_connection_pool_key_attributes(self, request, verify, cert=None):
-        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
-            request, verify, cert
-        )
-        if host_params["scheme"] == "https":
-            pool_kwargs["server_hostname"] = self._hostname
-            pool_kwargs["assert_hostname"] = self._hostname
-        return host_params, pool_kwargs
+    ip: str
+    port: int
 
 
 class EndpointClient:
-    """Keep-alive connections to one endpoint URL, shared by the threads sending to it."""
+    """Keep-alive connections to one endpoint URL, shared by the threads sending to it.
+
+    One ``urllib3`` connection pool per checked address (of up to ``pool_size``
+    connections): a connection is only ever reused for the address it was opened to.
+    No proxies from the environment, no cookies, no retries, no redirects.
+    """
 
     def __init__(self, url: str, *, pool_size: int) -> None:
         self.url = url
         self.last_used = time.monotonic()
-        self._split = requests.utils.urlparse(url)
-        self._session = requests.Session()
-        self._session.trust_env = False  # no proxies from the environment: address pinned
-        self._session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))  # no cookies
-        hostname = self._split.hostname or ""
-        self._session.mount(
-            f"{self._split.scheme}://", _PinnedAdapter(hostname, pool_size=pool_size)
-        )
+        split = urlsplit(url)
+        self._https = split.scheme.lower() == "https"
+        self._hostname = split.hostname or ""
+        self._host_header = split.netloc  # as written in the URL (credentials are refused)
+        self._path = (split.path or "/") + (f"?{split.query}" if split.query else "")
+        self._pool_size = pool_size
+        self._pools: dict[Target, urllib3.HTTPConnectionPool] = {}
+        self._lock = threading.Lock()
 
     def resolve(self) -> Target:
         """Check the URL and resolve its host now; ``UnsafeUrl`` when it may not be sent to."""
         _, _, port, addresses = url_resolve(self.url)
-        ip = addresses[0]
-        netloc = f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
-        # The Host header as written in the URL (credentials are refused by the check).
-        return Target(self._split._replace(netloc=netloc).geturl(), self._split.netloc)
+        return Target(str(addresses[0]), port)
+
+    def _pool(self, target: Target) -> urllib3.HTTPConnectionPool:
+        with self._lock:
+            pool = self._pools.get(target)
+            if pool is None:
+                options: dict = {"maxsize": self._pool_size, "block": False, "retries": False}
+                if self._https:
+                    pool = urllib3.HTTPSConnectionPool(
+                        target.ip,
+                        target.port,
+                        server_hostname=self._hostname,
+                        assert_hostname=self._hostname,
+                        cert_reqs="CERT_REQUIRED",
+                        ca_certs=certifi.where(),
+                        **options,
+                    )
+                else:
+                    pool = urllib3.HTTPConnectionPool(target.ip, target.port, **options)
+                self._pools[target] = pool
+            return pool
 
     def post(self, target: Target, *, body: bytes, headers: dict[str, str]) -> SendResult:
         """POST ``body`` to the checked ``target``; never raises for network trouble."""
@@ -107,44 +113,54 @@ class EndpointClient:
             return int((time.monotonic() - started) * 1000)
 
         try:
-            with self._session.post(
-                target.url,
-                data=body,
+            response = self._pool(target).urlopen(
+                "POST",
+                self._path,
+                body=body,
                 headers={
                     **headers,
-                    "Host": target.host_header,
+                    "Host": self._host_header,
                     "Content-Type": "application/json",
                     "User-Agent": USER_AGENT,
                 },
-                timeout=(timeout, timeout),
-                allow_redirects=False,
-                stream=True,
-            ) as response:
-                raw = response.raw.read(EXCERPT_BYTES, decode_content=True) or b""
+                retries=False,
+                redirect=False,
+                assert_same_host=False,
+                timeout=Timeout(connect=timeout, read=timeout),
+                preload_content=False,
+            )
+            try:
+                raw = response.read(EXCERPT_BYTES, decode_content=True) or b""
                 _drain(response)
                 return SendResult(
-                    status=response.status_code,
+                    status=response.status,
                     latency_ms=elapsed(),
                     excerpt=raw.decode("utf-8", "replace"),
                     retry_after=response.headers.get("Retry-After"),
                 )
-        except requests.Timeout:
+            finally:
+                response.release_conn()
+        except urllib3.exceptions.TimeoutError:
             return SendResult(status=None, latency_ms=elapsed(), error="timed out")
-        except requests.RequestException as exc:
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
             return SendResult(status=None, latency_ms=elapsed(), error=str(exc)[:300])
 
     def close(self) -> None:
         """Close the pooled connections."""
-        self._session.close()
+        with self._lock:
+            for pool in self._pools.values():
+                pool.close()
+            self._pools.clear()
 
 
-def _drain(response: requests.Response) -> None:
-    """Read the rest of a short answer so its connection can be reused; a long one is left
-    unread and its connection is closed with the response."""
+def _drain(response: urllib3.BaseHTTPResponse) -> None:
+    """Read the rest of a short answer so its connection can be reused; a long one is not
+    read: its connection is closed instead."""
     read = 0
-    for chunk in response.iter_content(16 * 1024):
+    while chunk := response.read(16 * 1024, decode_content=True):
         read += len(chunk)
         if read > DRAIN_BYTES:
+            response.close()
             return
 
 

@@ -25,6 +25,7 @@ Delivery guarantees (docs/webhooks.md):
   until staff redeliver it.
 """
 
+from webhooks.services.attempts import backoff_s
 from webhooks.services.endpoints import (
     endpoint_create,
     endpoint_errors,
@@ -35,7 +36,7 @@ from webhooks.services.endpoints import (
 from webhooks.services.fanout import deliveries_create, events_dispatch
 from webhooks.services.maintenance import deliveries_sweep, webhooks_prune
 from webhooks.services.replay import delivery_redeliver, webhooks_replay
-from webhooks.services.sending import backoff_s, delivery_send, endpoint_deliver
+from webhooks.services.sending import delivery_send, endpoint_deliver
 
 __all__ = [
     "backoff_s",

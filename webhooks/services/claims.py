@@ -79,18 +79,21 @@ def claim_batch(*, endpoint_id: int, now: datetime, limit: int) -> list[int]:
         " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     )
     due_c, due_t = _DUE.format(t="c"), _DUE.format(t=table)
-    # Identifiers from model metadata; every value is a parameter.
+    # The pick is a materialized CTE: as an IN (subquery) PostgreSQL may run it again for
+    # each row it updates, and with SKIP LOCKED every run picks other rows (far more than
+    # ``limit`` would be claimed). Identifiers from model metadata; values are parameters.
     sql = (
-        f"UPDATE {table} SET state = 'sending', attempts = attempts + 1, "  # noqa: S608
-        f"last_attempt_at = %s, locked_until = %s "
-        f"WHERE id IN (SELECT c.id FROM {table} c WHERE c.endpoint_id = %s AND {due_c} "
+        f"WITH picked AS MATERIALIZED (SELECT c.id FROM {table} c "  # noqa: S608
+        f"WHERE c.endpoint_id = %s AND {due_c} "
         f"AND EXISTS (SELECT 1 FROM {endpoints} e WHERE e.id = c.endpoint_id AND e.active) "
         f"AND {_HEAD.format(table=table, t='c')} ORDER BY c.id LIMIT %s{skip}) "
-        f"AND {due_t} RETURNING id"
+        f"UPDATE {table} SET state = 'sending', attempts = attempts + 1, "
+        f"last_attempt_at = %s, locked_until = %s "
+        f"WHERE id IN (SELECT id FROM picked) AND {due_t} RETURNING id"
     )
     at, lease = _dt(now), _dt(lease_until(now))
     with connection.cursor() as cursor:
-        cursor.execute(sql, [at, lease, endpoint_id, at, at, limit, at, at])
+        cursor.execute(sql, [endpoint_id, at, at, limit, at, lease, at, at])
         return sorted(row[0] for row in cursor.fetchall())
 
 
