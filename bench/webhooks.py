@@ -211,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
         "delivered": received,
         "bad_signatures": receiver.bad,
         "offered_per_s": args.rate or None,
+        "offered_actual_per_s": (
+            round(events / (committed - started), 1) if args.rate and events else None
+        ),
         "batch_s": round(committed - started, 3),
         "deliveries_per_s": round(received / span, 1) if span else None,
         "first_arrival_after_commit_s": (

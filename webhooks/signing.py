@@ -4,9 +4,13 @@ import base64
 import secrets
 from datetime import datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
+
+if TYPE_CHECKING:
+    from webhooks.models import WebhookEndpoint
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 SECRET_BYTES = 32
@@ -37,7 +41,9 @@ def _signer(secret: str) -> Webhook:
     return Webhook(secret)
 
 
-def endpoint_signing_secrets(endpoint, *, now: datetime | None = None) -> list[str]:
+def endpoint_signing_secrets(
+    endpoint: "WebhookEndpoint", *, now: datetime | None = None
+) -> list[str]:
     """The secrets that sign for ``endpoint`` now: its secret, and the previous one while
     its grace period lasts."""
     now = now or timezone.now()
