@@ -49,12 +49,15 @@ def _endpoint_lock(endpoint_id: int) -> Iterator[bool]:
                 cursor.execute("SELECT pg_advisory_unlock(%s::int, %s::int)", key)
 
 
-def _queue_follow_up(endpoint_id: int) -> None:
+def _queue_follow_up(endpoint_id: int, *, sent: bool) -> None:
     """After a run: queue the endpoint again if something is claimable now (it became so
-    while the run held the lock, or the run used its budget), else at its earliest retry."""
+    while the run held the lock, when another sender's message found the lock taken, or the
+    run used its budget); else, after a run that sent, at the earliest retry."""
     now = timezone.now()
     if claims.claimable_exists(endpoint_id=endpoint_id, now=now):
         endpoints_enqueue_on_commit([endpoint_id])
+        return
+    if not sent:
         return
     earliest = (
         WebhookDelivery.objects.filter(
@@ -116,8 +119,7 @@ def endpoint_deliver(*, endpoint_id: int) -> int:
                 elif batch is None:
                     break
                 in_flight = batch
-    if attempted:
-        _queue_follow_up(endpoint_id)
+    _queue_follow_up(endpoint_id, sent=attempted > 0)
     return attempted
 
 
