@@ -24,7 +24,7 @@ import urllib3
 from django.conf import settings
 from urllib3.util import Timeout
 
-from webhooks.urlsafety import UnsafeUrl, url_resolve
+from webhooks.urlsafety import url_resolve
 
 EXCERPT_BYTES = 500
 DRAIN_BYTES = 64 * 1024  # a longer answer is not read: its connection is dropped instead
@@ -183,18 +183,3 @@ def client_for(endpoint_id: int, url: str) -> EndpointClient:
             client = _clients[(endpoint_id, url)] = EndpointClient(url, pool_size=pool_size)
         client.last_used = now
         return client
-
-
-def post_json(*, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
-    """One POST of ``body`` to ``url`` on a fresh connection (checked and pinned first)."""
-    client = EndpointClient(url, pool_size=1)
-    started = time.monotonic()
-    try:
-        try:
-            target = client.resolve()
-        except UnsafeUrl as exc:
-            latency = int((time.monotonic() - started) * 1000)
-            return SendResult(status=None, latency_ms=latency, error=str(exc.message))
-        return client.post(target, body=body, headers=headers)
-    finally:
-        client.close()
