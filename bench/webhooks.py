@@ -1,14 +1,17 @@
 """``python -m bench.webhooks``: 10,000 tier changes through the outbox to a local receiver.
 
-One score batch lifts N members (default 10,000, ``--members``) into tier 2 at once: the
-batch writes N ``tier.changed`` outbox rows in its transaction; on commit the dispatcher
-fans them out to one JSON endpoint, and a real Celery worker (``-Q webhooks``, threads
-pool) POSTs them to a local receiver (``http.server``) that verifies every signature with
-the ``standardwebhooks`` library. Reported: deliveries per second (first to last
-arrival) and the lag from the event's time (its ``timestamp``, the batch's clock) to its
-arrival: p50, p95, max. The bench database (``BENCH_WEBHOOKS_DATABASE_URL``, default
-``swampclub_webhooks_bench`` on the local server) is recreated; Redis is ``REDIS_URL``.
-Prints a table, then the JSON object as the last line.
+By default one score batch lifts N members (default 10,000, ``--members``) into tier 2 at
+once (a burst): the batch writes N ``tier.changed`` outbox rows in its transaction; on
+commit the dispatcher fans them out to one JSON endpoint, and a real Celery worker
+(``-Q webhooks``, threads pool) POSTs them to a local receiver (``http.server``) that
+verifies every signature with the ``standardwebhooks`` library. With ``--rate R`` the same
+N tier changes are offered at R per second instead (a score batch of R/10 members every
+0.1 s), which is what a lag goal under a sustained rate measures. Reported: deliveries per
+second (first to last arrival) and the lag from the event's time (its ``timestamp``, the
+batch's clock) to its arrival: p50, p95, max. The bench database
+(``BENCH_WEBHOOKS_DATABASE_URL``, default ``swampclub_webhooks_bench`` on the local server)
+is recreated; Redis is ``REDIS_URL``. Prints a table, then the JSON object as the last
+line.
 """
 
 import argparse
@@ -73,10 +76,32 @@ class _Receiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            # A sender opens its connections at once; with the default accept backlog (5)
+            # the kernel drops the extra SYNs and the client retries them seconds later.
+            request_queue_size = 128
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def _offer(users: list, *, rate: float, score, snapshot) -> None:
+    """Score the members in batches of rate/10 every 0.1 s (each batch one transaction)."""
+    from django.utils import timezone
+
+    chunk = max(1, round(rate / 10))
+    tick = chunk / rate
+    next_at = time.monotonic()
+    for start in range(0, len(users), chunk):
+        now = timezone.now()
+        snapshot.objects.bulk_create(
+            [snapshot(member=u, enqueued_at=now) for u in users[start : start + chunk]]
+        )
+        score()
+        next_at += tick
+        time.sleep(max(0.0, next_at - time.monotonic()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--members", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=16, help="worker threads")
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="tier changes offered per second (0: one burst)"
+    )
     args = parser.parse_args(argv)
 
     url = os.environ.get("BENCH_WEBHOOKS_DATABASE_URL", DEFAULT_URL)
@@ -133,9 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     MemberMetrics.objects.bulk_create(
         [MemberMetrics(member=u, award_points=25_000) for u in users], batch_size=5000
     )
-    MetricsSnapshot.objects.bulk_create(
-        [MetricsSnapshot(member=u, enqueued_at=now) for u in users], batch_size=5000
-    )
+    if not args.rate:
+        MetricsSnapshot.objects.bulk_create(
+            [MetricsSnapshot(member=u, enqueued_at=now) for u in users], batch_size=5000
+        )
     with app.connection_for_write() as conn:
         for queue in ("celery", "webhooks"):
             conn.default_channel.queue_purge(queue)
@@ -166,7 +195,10 @@ def main(argv: list[str] | None = None) -> int:
             if time.monotonic() > deadline:
                 raise SystemExit("bench.webhooks: the worker did not start")
         started = time.time()
-        scores_process_batch()
+        if args.rate:
+            _offer(users, rate=args.rate, score=scores_process_batch, snapshot=MetricsSnapshot)
+        else:
+            scores_process_batch()
         committed = time.time()
         events = OutboxEvent.objects.count()
         deadline = time.monotonic() + args.timeout
@@ -183,8 +215,17 @@ def main(argv: list[str] | None = None) -> int:
         "tier_changes": events,
         "delivered": received,
         "bad_signatures": receiver.bad,
+        "offered_per_s": args.rate or None,
+        "offered_actual_per_s": (
+            round(events / (committed - started), 1) if args.rate and events else None
+        ),
         "batch_s": round(committed - started, 3),
         "deliveries_per_s": round(received / span, 1) if span else None,
+        "first_arrival_after_commit_s": (
+            round(min(receiver.arrivals) - committed, 3)
+            if receiver.arrivals and not args.rate
+            else None
+        ),
         "lag_p50_s": round(_percentile(receiver.lags, 0.50), 3) if receiver.lags else None,
         "lag_p95_s": round(_percentile(receiver.lags, 0.95), 3) if receiver.lags else None,
         "lag_max_s": round(max(receiver.lags), 3) if receiver.lags else None,

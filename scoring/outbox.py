@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 
 from scoring.models import OutboxEvent, TierChange
 from scoring.tiers import tier_or_placeholder
@@ -134,3 +135,23 @@ def outbox_tier_changes(
             )
         )
     outbox_record(events=events)
+
+
+def outbox_prune(*, before: datetime, keep: Q | None = None, batch: int = 5000) -> int:
+    """Delete outbox events that occurred before ``before``, except those matching ``keep``
+    (the deliverer's expression for events it still needs); returns how many were deleted.
+
+    Works in batches of ``batch`` ids, each its own short statement (rows that reference an
+    event cascade with it).
+    """
+    stale = OutboxEvent.objects.filter(occurred_at__lt=before)
+    if keep is not None:
+        stale = stale.exclude(keep)
+    deleted = 0
+    while ids := list(stale.order_by("id").values_list("id", flat=True)[:batch]):
+        with transaction.atomic():
+            OutboxEvent.objects.filter(id__in_ids=ids).delete()
+        deleted += len(ids)
+        if len(ids) < batch:
+            break
+    return deleted

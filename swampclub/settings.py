@@ -331,12 +331,24 @@ WEBHOOK_DISPATCH_BATCH = 5000
 WEBHOOK_SWEEP_INTERVAL_S = int(os.environ.get("WEBHOOK_SWEEP_INTERVAL_S", "15"))
 # A pending delivery is "left behind" once due for this long without being sent.
 WEBHOOK_SWEEP_GRACE_S = int(os.environ.get("WEBHOOK_SWEEP_GRACE_S", "30"))
+# A sender claims up to this many of an endpoint's deliveries at a time and sends them
+# with this many threads (keep-alive connections) per endpoint, for at most the budget.
+WEBHOOK_BATCH_SIZE = int(os.environ.get("WEBHOOK_BATCH_SIZE", "200"))
+WEBHOOK_ENDPOINT_CONCURRENCY = int(os.environ.get("WEBHOOK_ENDPOINT_CONCURRENCY", "8"))
+WEBHOOK_RUN_BUDGET_S = float(os.environ.get("WEBHOOK_RUN_BUDGET_S", "20"))
+# Delivered deliveries, and outbox events left with no delivery, are deleted after this.
+WEBHOOK_RETENTION_DAYS = int(os.environ.get("WEBHOOK_RETENTION_DAYS", "30"))
 # Deliveries run on their own queue (a worker started with -Q webhooks, see Procfile).
 CELERY_TASK_ROUTES = {"webhooks.*": {"queue": "webhooks"}}
 CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {
     "task": "webhooks.deliveries_sweep",
     "schedule": timedelta(seconds=WEBHOOK_SWEEP_INTERVAL_S),
     "options": {"expires": WEBHOOK_SWEEP_INTERVAL_S},
+}
+CELERY_BEAT_SCHEDULE["webhooks-prune"] = {
+    "task": "webhooks.prune",
+    "schedule": timedelta(hours=1),
+    "options": {"expires": 3600},
 }
 # --- Award governance: four-eyes approval, granter budgets, audit trail (docs/awards.md) ----
 # A grant of more points than this (form, bulk row or award event) becomes an award request

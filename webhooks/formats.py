@@ -14,6 +14,7 @@ from typing import Any
 
 from scoring.models import OutboxEvent
 
+TEST_EVENT_TYPE = "webhook.test"  # the staff page's "send a test event"
 # Discord's embed colour for announcements (the site's swamp green).
 DISCORD_COLOUR = 0x4E7A3A
 _MARKDOWN = re.compile(r"([\\*_~`|>#\[\]()-])")
@@ -64,7 +65,7 @@ def discord_text(*, event_type: str, payload: dict, context: dict, endpoint) -> 
         if payload["cause"] == "award" and OutboxEvent.Type.AWARD_GRANTED in endpoint.event_types:
             return None  # the award's own message says it
         return f"{user} reached {_tier(payload['to'])}"
-    if event_type == "webhook.test":
+    if event_type == TEST_EVENT_TYPE:
         return "Test message from Swamp Club: this channel will receive announcements."
     return None
 

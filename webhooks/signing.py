@@ -3,9 +3,14 @@
 import base64
 import secrets
 from datetime import datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
+
+if TYPE_CHECKING:
+    from webhooks.models import WebhookEndpoint
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 SECRET_BYTES = 32
@@ -25,12 +30,20 @@ def signature_header(
     receiver holding either verifies (the library accepts any matching signature).
     """
     return " ".join(
-        Webhook(secret).sign(msg_id=message_id, timestamp=timestamp, data=body)
+        _signer(secret).sign(msg_id=message_id, timestamp=timestamp, data=body)
         for secret in secrets_in_use
     )
 
 
-def endpoint_signing_secrets(endpoint, *, now: datetime | None = None) -> list[str]:
+@lru_cache(maxsize=256)
+def _signer(secret: str) -> Webhook:
+    # Decoding the secret once per process, not once per delivery.
+    return Webhook(secret)
+
+
+def endpoint_signing_secrets(
+    endpoint: "WebhookEndpoint", *, now: datetime | None = None
+) -> list[str]:
     """The secrets that sign for ``endpoint`` now: its secret, and the previous one while
     its grace period lasts."""
     now = now or timezone.now()

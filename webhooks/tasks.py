@@ -16,6 +16,14 @@ def events_dispatch_task() -> int:
     return events_dispatch()
 
 
+@shared_task(name="webhooks.endpoint_deliver", acks_late=True)
+def endpoint_deliver_task(endpoint_id: int) -> int:
+    """Send one endpoint's claimable deliveries in batches (see ``endpoint_deliver``)."""
+    from webhooks.services import endpoint_deliver
+
+    return endpoint_deliver(endpoint_id=endpoint_id)
+
+
 @shared_task(name="webhooks.delivery_send", acks_late=True)
 def delivery_send_task(delivery_id: int) -> str:
     """One attempt at one delivery (see ``webhooks.services.delivery_send``)."""
@@ -32,6 +40,14 @@ def deliveries_sweep_task() -> int:
     return deliveries_sweep()
 
 
+@shared_task(name="webhooks.prune", acks_late=True)
+def prune_task() -> dict[str, int]:
+    """Delete delivered rows past the retention (see ``webhooks_prune``)."""
+    from webhooks.services import webhooks_prune
+
+    return webhooks_prune()
+
+
 def outbox_committed() -> None:
     """The outbox listener: a commit wrote events, so fan them out now.
 
@@ -46,11 +62,11 @@ def outbox_committed() -> None:
 
 def deliveries_enqueue(delivery_ids: list[int], *, countdown: float | None = None) -> None:
     """Queue one ``webhooks.delivery_send`` task per delivery (broker errors are logged:
-    PostgreSQL holds the deliveries and the sweep re-queues them)."""
+    PostgreSQL holds the deliveries and the sweep re-queues them). The services queue
+    per-endpoint senders instead; this sends single deliveries by hand."""
     from swampclub.celery import app
 
     try:
-        # One broker connection for the lot (a score batch can queue thousands).
         with app.producer_or_acquire() as producer:
             for delivery_id in delivery_ids:
                 delivery_send_task.apply_async(
