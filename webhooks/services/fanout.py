@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from scoring.models import OutboxEvent
-from scoring.sql import ids_in
+from swampclub.dialect import ids_in
 from webhooks.formats import discord_text
 from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookFanout
 from webhooks.services.queueing import endpoints_enqueue_on_commit
