@@ -12,6 +12,9 @@ class ScoringConfig(AppConfig):
         from scoring.metrics import CLI_INVOCATION, metrics_fold_cli_invocations
         from scoring.models import ApiKey
         from scoring.registry import EventType, event_type_register, ledger_check_register
+        from swampclub.folders import local_folders_create
+
+        local_folders_create()
 
         event_type_register(
             EventType(
