@@ -23,7 +23,7 @@ def local_folders() -> list[Path]:
         options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
         for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
             if options.get(key):
-                folders.append(Path(options[key]))
+                folders.append(Path(str(options[key])))
     schedule = getattr(settings, "CELERY_BEAT_SCHEDULE_FILENAME", "")
     if schedule:
         folders.append(Path(schedule).parent)

@@ -7,6 +7,7 @@ Celery uses kombu's filesystem transport under ``var/``. Same code paths either 
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.utils.csp import CSP
@@ -91,7 +92,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "swampclub.sqlite3",
+            "NAME": str(VAR_DIR / "swampclub.sqlite3"),
             "OPTIONS": {
                 # WAL lets the web process read while the worker writes; IMMEDIATE takes the
                 # write lock at BEGIN so concurrent writers wait (busy timeout) instead of
@@ -167,7 +168,7 @@ SESSION_COOKIE_HTTPONLY = True
 # --- Celery -----------------------------------------------------------------------------------
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {"visibility_timeout": 3600}
 else:
     # kombu's filesystem transport: a real worker and beat with no server to run.
     _broker_dir = VAR_DIR / "broker"
