@@ -39,6 +39,7 @@ from django.utils import timezone
 
 from awards.events import award_events_granted, award_events_revoked
 from awards.models import Award, AwardRevocation
+from scoring.columns import column, field_column
 from scoring.models import MemberMetrics, TierChange
 from scoring.scores import ScoreResult, scores_refresh
 
@@ -284,8 +285,8 @@ def _awards_insert(awards: Sequence[Award]) -> set[int]:
     meta = Award._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key]
     qn = connection.ops.quote_name
-    columns = ", ".join(qn(f.column) for f in fields)
-    target = ", ".join(qn(meta.get_field(name).column) for name in ("recipient", "idempotency_key"))
+    columns = ", ".join(qn(field_column(f)) for f in fields)
+    target = ", ".join(qn(column(Award, name)) for name in ("recipient", "idempotency_key"))
     rows = [
         [f.get_db_prep_save(f.pre_save(award, add=True), connection=connection) for f in fields]
         for award in awards
@@ -297,7 +298,7 @@ def _awards_insert(awards: Sequence[Award]) -> set[int]:
             # Identifiers come from the model and are quoted; every value is a parameter.
             f"INSERT INTO {qn(meta.db_table)} ({columns}) "  # noqa: S608
             f"SELECT * FROM ({source}) AS row_source WHERE true "
-            f"ON CONFLICT ({target}) DO NOTHING RETURNING {qn(meta.pk.column)}"
+            f"ON CONFLICT ({target}) DO NOTHING RETURNING {qn(field_column(meta.pk))}"
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
@@ -330,9 +331,9 @@ def _metrics_add_award_points(deltas: Mapping[int, int]) -> None:
     meta = MemberMetrics._meta
     qn = connection.ops.quote_name
     table = qn(meta.db_table)
-    member_col = qn(meta.get_field("member").column)
-    points_col = qn(meta.get_field("award_points").column)
-    updated_col = qn(meta.get_field("updated_at").column)
+    member_col = qn(column(MemberMetrics, "member"))
+    points_col = qn(column(MemberMetrics, "award_points"))
+    updated_col = qn(column(MemberMetrics, "updated_at"))
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     for source, params in _rows_sources(changes, ["bigint", "bigint"]):
         # A CTE names the source's columns the same way on PostgreSQL and SQLite (≥ 3.33).
@@ -409,9 +410,10 @@ def _grant_valid(
     if deltas:
         _metrics_add_award_points(deltas)
         scores = scores_refresh(member_ids=sorted(deltas), cause=TierChange.Cause.AWARD)
-        award_events_granted(awards=[r.award for r in results.values() if r.created], scores=scores)
+        granted = [r.award for r in results.values() if r.created and r.award is not None]
+        award_events_granted(awards=granted, scores=scores)
         for index, result in results.items():
-            if result.created:
+            if result.created and result.award is not None:
                 results[index] = result._replace(score=scores.get(result.award.recipient_id))
     return results, conflicts
 

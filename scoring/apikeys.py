@@ -29,7 +29,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
@@ -104,8 +104,9 @@ def _award_permission_annotations(user_ref: str) -> dict[str, Any]:
     """
     app_label, codename = AWARD_PERMISSION.split(".")
     user_model = get_user_model()
-    user_permissions = user_model._meta.get_field("user_permissions")
-    groups = user_model._meta.get_field("groups")
+    # Looked up through the model's metadata (no hard-coded link tables): dynamic, so Any.
+    user_permissions: Any = user_model._meta.get_field("user_permissions")
+    groups: Any = user_model._meta.get_field("groups")
     permission_model = user_permissions.remote_field.model
     permission_id = Subquery(
         permission_model.objects.filter(
@@ -156,7 +157,7 @@ def owners_authority(*, owner_ids: Iterable[int]) -> dict[int, OwnerAuthority]:
         get_user_model()
         .objects.filter(pk__in=set(owner_ids))
         .annotate(**_award_permission_annotations("pk"))
-        .values_list(
+        .values_list(  # type: ignore[misc]  # the annotations' names are built at run time
             "pk", "is_active", "is_staff", "is_superuser", "award_perm_direct", "award_perm_group"
         )
     )
@@ -259,9 +260,7 @@ def _scopes_clean(scopes: Iterable[str]) -> list[str]:
     return cleaned
 
 
-def _creation_check(
-    *, owner: AbstractBaseUser, scopes: list[str], created_by: AbstractBaseUser | None
-) -> None:
+def _creation_check(*, owner: User, scopes: list[str], created_by: User | None) -> None:
     """Raise unless ``created_by`` may create a key with ``scopes`` for ``owner`` now."""
     for_someone_else = created_by is not None and created_by.pk != owner.pk
     if for_someone_else and not (
@@ -291,10 +290,10 @@ def _creation_check(
 
 def api_key_create(
     *,
-    owner: AbstractBaseUser,
+    owner: User,
     scopes: Iterable[str],
     name: str = "",
-    created_by: AbstractBaseUser | None = None,
+    created_by: User | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key for ``owner`` with ``scopes``; return the row and the plaintext key.
 
@@ -313,7 +312,7 @@ def api_key_create(
     """
     cleaned = _scopes_clean(scopes)
     name = name.strip()
-    if len(name) > ApiKey._meta.get_field("name").max_length:
+    if len(name) > ApiKey._meta.get_field("name").max_length:  # type: ignore[operator]
         raise ValidationError({"name": "At most 100 characters."})
     _creation_check(owner=owner, scopes=cleaned, created_by=created_by)
     for _attempt in range(5):

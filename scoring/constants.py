@@ -1,6 +1,7 @@
 """The formula constants in force: the SPEC §6 defaults merged with ``settings.SCORING``."""
 
 from functools import cache
+from typing import Any
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -17,7 +18,7 @@ def scoring_constants() -> ScoringConstants:
     return constants_from_mapping(getattr(settings, "SCORING", {}) or {})
 
 
-def _clear_cache(*, setting: str, **kwargs) -> None:
+def _clear_cache(*, setting: str, **kwargs: Any) -> None:
     if setting == "SCORING":
         scoring_constants.cache_clear()
 

@@ -15,6 +15,10 @@ from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, models
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models.sql.compiler import SQLCompiler
+
+from scoring.columns import column, field_column
 
 
 def is_postgresql() -> bool:
@@ -58,8 +62,8 @@ def recordset_select(
     for name in columns:
         field = opts.get_field(name)  # a field name or a foreign key's attname
         target = field.target_field if isinstance(field, models.ForeignKey) else field
-        keys.append(field.column)
-        definitions.append(f"{quote(field.column)} {target.db_type(connection)}")
+        keys.append(field_column(field))
+        definitions.append(f"{quote(field_column(field))} {target.db_type(connection)}")
     # jsonb_to_recordset matches object keys to the column definitions by name.
     document = json.dumps(
         [dict(zip(keys, row, strict=True)) for row in rows], default=_json_default
@@ -99,7 +103,7 @@ def _array_columns(model: type[models.Model], columns: Sequence[str]) -> list[tu
     for name in columns:
         field = opts.get_field(name)
         target = field.target_field if isinstance(field, models.ForeignKey) else field
-        result.append((quote(field.column), f"{target.db_type(connection)}[]"))
+        result.append((quote(field_column(field)), f"{target.db_type(connection)}[]"))
     return result
 
 
@@ -221,13 +225,11 @@ def upsert_rows(
     if not rows:
         return
     if is_postgresql():
-        opts = model._meta
         quote = connection.ops.quote_name
         assignments = ", ".join(
-            f"{quote(opts.get_field(f).column)} = EXCLUDED.{quote(opts.get_field(f).column)}"
-            for f in update
+            f"{quote(column(model, f))} = EXCLUDED.{quote(column(model, f))}" for f in update
         )
-        target = quote(opts.get_field(unique).column)
+        target = quote(column(model, unique))
         pg_insert(
             model, columns, rows, on_conflict=f"ON CONFLICT ({target}) DO UPDATE SET {assignments}"
         )
@@ -266,7 +268,7 @@ class InIds(models.Lookup):
     lookup_name = "in_ids"
     prepare_rhs = False
 
-    def as_sql(self, compiler, connection):
+    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, Any]:
         lhs, lhs_params = self.process_lhs(compiler, connection)
         ids = [int(i) for i in (self.rhs.ids if isinstance(self.rhs, IdArray) else self.rhs)]
         if connection.vendor == "postgresql":

@@ -16,6 +16,7 @@ A request is handled in three steps, each of which may refuse it with an
 Validation is all-or-nothing: one bad event and nothing is stored.
 """
 
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,7 @@ from scoring.ingest.events import (
     CLI_INVOCATION,
     MAX_INSERT_ID_LENGTH,
     MAX_NAME_LENGTH,
+    ConflictCheck,
     cli_invocation_default_insert_id,
     cli_invocation_validate,
     conflict_lock_keys,
@@ -152,7 +154,7 @@ def events_ingest(
     return IngestResult(accepted=accepted, duplicates=len(rows) - accepted, extra=extra)
 
 
-def _admit(checks, api_key: ApiKey, data: Any) -> dict[str, int]:
+def _admit(checks: Sequence[ConflictCheck], api_key: ApiKey, data: Any) -> dict[str, int]:
     """Run each checked type's ``admit`` hook with the events' positions in the request."""
     extra: dict[str, int] = {}
     positions: dict[int, int] | None = None

@@ -216,7 +216,7 @@ def events_of(payload: Any) -> tuple[list[Any], bool]:
 
 def _text_errors(payload: Any, events: list[Any], batch: bool) -> list[dict[str, Any]]:
     """An error for each unstorable string or key: per event, then elsewhere in the body."""
-    errors = []
+    errors: list[dict[str, Any]] = []
     for index, event in enumerate(events):
         if type(event) is dict:
             errors.extend(
@@ -248,7 +248,7 @@ class ConflictCheck:
 
 def conflict_lock_keys(checks: Sequence[ConflictCheck], api_key: ApiKey) -> list[str]:
     """The sorted, distinct lock names (``<event>:<key>``) the checks' types declare."""
-    keys = set()
+    keys: set[str] = set()
     for check in checks:
         if check.handling.conflict_keys is not None:
             keys.update(
@@ -322,17 +322,18 @@ def _events_validate(
             continue
         error_count = len(errors)
 
-        name = event.get("event")
+        # Raw JSON values, checked below (the flags say which are usable).
+        name: Any = event.get("event")
         name_ok = type(name) is str and 0 < len(name) <= MAX_NAME_LENGTH and not name.isspace()
         if not name_ok:
             errors.append({"index": index, "field": "event", "message": NAME_MESSAGE})
-        distinct_id = event.get("distinct_id")
+        distinct_id: Any = event.get("distinct_id")
         if not _is_short_text(distinct_id, MAX_NAME_LENGTH):
             errors.append({"index": index, "field": "distinct_id", "message": NAME_MESSAGE})
-        insert_id = event.get("insert_id")
+        insert_id: Any = event.get("insert_id")
         if insert_id is not None and not _is_short_text(insert_id, MAX_INSERT_ID_LENGTH):
             errors.append({"index": index, "field": "insert_id", "message": INSERT_ID_MESSAGE})
-        timestamp = event.get("timestamp")
+        timestamp: Any = event.get("timestamp")
         if timestamp is None:
             timestamp = now
         else:
@@ -341,7 +342,7 @@ def _events_validate(
                 errors.append({"index": index, "field": "timestamp", "message": TIME_MESSAGE})
             elif timestamp > latest:
                 errors.append({"index": index, "field": "timestamp", "message": future_message()})
-        properties = event.get("properties")
+        properties: Any = event.get("properties")
         properties_ok = type(properties) is dict
         if not properties_ok:
             errors.append(

@@ -8,9 +8,11 @@ new: skipped rows are not counted.
 
 import json
 from datetime import datetime
+from typing import Any
 
 from django.db import connection
 
+from scoring.columns import column
 from scoring.ingest.events import Row
 from scoring.models import ApiKey, TelemetryEvent
 
@@ -35,8 +37,8 @@ _dumps = json.JSONEncoder(separators=(",", ":")).encode
 def _names() -> tuple[str, str, str]:
     meta = TelemetryEvent._meta
     qn = connection.ops.quote_name
-    columns = ", ".join(qn(meta.get_field(name).column) for name in _COLUMNS)
-    return qn(meta.db_table), columns, qn(meta.get_field("insert_id").column)
+    columns = ", ".join(qn(column(TelemetryEvent, name)) for name in _COLUMNS)
+    return qn(meta.db_table), columns, qn(column(TelemetryEvent, "insert_id"))
 
 
 def events_insert(
@@ -85,7 +87,7 @@ def events_insert(
             f"ORDER BY r.n ON CONFLICT ({insert_id_column}) DO NOTHING"
         )
         meta = _dumps([[row[0], row[3].isoformat(), row[5]] for row in rows])
-        params = [*constants, meta, events_json]
+        params: list[Any] = [*constants, meta, events_json]
     else:
         # SQLite: the rows travel as one JSON array, unpacked by json_each in order.
         # ``WHERE true`` resolves SQLite's parsing ambiguity between an upsert's ON CONFLICT
