@@ -221,10 +221,14 @@ _WEEKDAYS = [(0, "Mon"), (2, "Wed"), (4, "Fri")]
 
 
 class _Cell(Protocol):
-    x: int
-    y: int
-    day: date
-    active: bool
+    @property
+    def x(self) -> int: ...
+    @property
+    def y(self) -> int: ...
+    @property
+    def day(self) -> date: ...
+    @property
+    def active(self) -> bool: ...
 
 
 def heatmap_rects(cells: Iterable[_Cell], *, size: int, day_format: str = "%Y-%m-%d") -> SafeString:

@@ -11,10 +11,10 @@ import json
 from array import array
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import TypedDict
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.cache import cache
 from django.db.models import (
     BigIntegerField,
@@ -30,13 +30,12 @@ from django.db.models import (
     Value,
 )
 from django.db.models.functions import Coalesce, TruncDate
+from django_stubs_ext import WithAnnotations
 
 from awards.models import Award
 from members import charts
 from scoring.models import ScoreHistory, TierBadgeClaim, UserScore
 from scoring.tiers import Tier, tier_get
-
-User = get_user_model()
 
 WINDOWS: dict[str, timedelta | None] = {
     "all": None,
@@ -125,7 +124,7 @@ class Cursor:
                 place
                 and not (
                     all(isinstance(n, int) and not isinstance(n, bool) for n in place)
-                    and 0 <= above <= ahead < 2**63
+                    and 0 <= place[1] <= place[0] < 2**63  # (ahead, above)
                 )
             )
         ):
@@ -192,7 +191,15 @@ def _board_members() -> QuerySet[UserScore]:
     return rows
 
 
-def leaderboard_queryset(*, start: datetime | None) -> QuerySet[UserScore]:
+class BoardValue(TypedDict):
+    """The annotation ``leaderboard_queryset`` adds to each row."""
+
+    board_value: int
+
+
+def leaderboard_queryset(
+    *, start: datetime | None
+) -> QuerySet[WithAnnotations[UserScore, BoardValue]]:
     """Board rows annotated with ``board_value``: the total, or the gain since ``start``.
 
     The gain is the total now minus the last ScoreHistory total at or before ``start``,
@@ -381,13 +388,12 @@ def _all_time_rows(cursor: Cursor | None, size: int) -> tuple[list[Row], int, in
     """
     board = leaderboard_queryset(start=None)
     columns = ("board_value", "username", "total_score", "tier")
-    placed = cursor is not None and cursor.ahead is not None and cursor.above is not None
     if cursor is None or cursor.direction == "after":
         rows = board if cursor is None else board.filter(_behind(cursor.value, cursor.username))
         fetched = list(rows.order_by("-board_value", "username").values_list(*columns)[: size + 1])
         has_next = len(fetched) > size
         fetched = fetched[:size]
-        if fetched and placed:
+        if fetched and cursor is not None and cursor.ahead is not None and cursor.above is not None:
             ahead = cursor.ahead + 1
             above = cursor.above if fetched[0][0] == cursor.value else ahead
             return fetched, ahead, above, has_next
@@ -398,7 +404,7 @@ def _all_time_rows(cursor: Cursor | None, size: int) -> tuple[list[Row], int, in
         fetched = fetched[:size]
         fetched.reverse()
         has_next = True
-        if fetched and placed:
+        if fetched and cursor.ahead is not None and cursor.above is not None:
             ahead = max(cursor.ahead - len(fetched), 0)
             top = fetched[0][0]
             if top == cursor.value:
@@ -442,7 +448,7 @@ def leaderboard_page(
     cursor: Cursor | None = None,
     now: datetime,
     page_size: int | None = None,
-    member: AbstractBaseUser | None = None,
+    member: User | None = None,
 ) -> BoardPage:
     """One page of the ``window`` board, after or before ``cursor`` (the top without one).
 
@@ -504,7 +510,7 @@ def leaderboard_page(
 
 def leaderboard_cursor_for_member(
     *,
-    member: AbstractBaseUser,
+    member: User,
     window: str,
     now: datetime,
     page_size: int | None = None,
@@ -623,7 +629,7 @@ class AwardPage:
     has_next: bool
 
 
-def member_get_for_profile(*, username: str):
+def member_get_for_profile(*, username: str) -> User | None:
     """The active member named ``username`` with score and metrics joined, or None."""
     return (
         User.objects.select_related("score", "metrics")
@@ -632,7 +638,7 @@ def member_get_for_profile(*, username: str):
     )
 
 
-def score_breakdown_for_member(*, member) -> Breakdown:
+def score_breakdown_for_member(*, member: User) -> Breakdown:
     """The member's total split into activity and awards, both from their UserScore row.
 
     Both parts come from the same row the total was written to, so they sum to it exactly;
@@ -652,7 +658,7 @@ def score_breakdown_for_member(*, member) -> Breakdown:
     )
 
 
-def award_counts_for_member(*, member) -> dict[str, int]:
+def award_counts_for_member(*, member: User) -> dict[str, int]:
     """How many awards the member holds, how many were revoked, and the unrevoked sum."""
     return Award.objects.filter(recipient=member).aggregate(
         total=Count("pk"),
@@ -662,7 +668,11 @@ def award_counts_for_member(*, member) -> dict[str, int]:
 
 
 def award_history_for_member(
-    *, member, viewer, page: int = 1, page_size: int = AWARD_PAGE_SIZE
+    *,
+    member: User,
+    viewer: User | AnonymousUser | None,
+    page: int = 1,
+    page_size: int = AWARD_PAGE_SIZE,
 ) -> AwardPage:
     """One page of ``member``'s awards, newest first, as ``viewer`` may see them.
 
@@ -711,7 +721,7 @@ def award_history_for_member(
     return AwardPage(rows=rows, page=page, has_next=len(awards) > page_size)
 
 
-def tier_claims_for_member(*, member) -> list[tuple[Tier, datetime, int]]:
+def tier_claims_for_member(*, member: User) -> list[tuple[Tier, datetime, int]]:
     """The tier badges the member has claimed, lowest tier first: (tier, claimed at, total)."""
     claims = TierBadgeClaim.objects.filter(member=member).order_by("tier")
     return [
@@ -720,7 +730,7 @@ def tier_claims_for_member(*, member) -> list[tuple[Tier, datetime, int]]:
     ]
 
 
-def score_chart_for_member(*, member, current_total: int, now: datetime) -> charts.ScoreChart:
+def score_chart_for_member(*, member: User, current_total: int, now: datetime) -> charts.ScoreChart:
     """The score-over-time chart for the last ``CHART_DAYS`` days.
 
     Two queries however long the history: the baseline (the last row at or before the
@@ -752,7 +762,7 @@ def score_chart_for_member(*, member, current_total: int, now: datetime) -> char
     )
 
 
-def activity_heatmap_for_member(*, member, today: date) -> charts.Heatmap:
+def activity_heatmap_for_member(*, member: User, today: date) -> charts.Heatmap:
     """The active-day heatmap for the year ending ``today`` from MemberMetrics.active_dates."""
     metrics = getattr(member, "metrics", None)
     dates = metrics.active_dates if metrics is not None else []

@@ -12,6 +12,7 @@ nothing pending. Dates are relative to today (UTC) on the first run, so streaks 
 
 import random
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 from typing import Any
@@ -243,7 +244,7 @@ def _joined_before(first_event: datetime, handle: str) -> datetime:
     return datetime(day.year, day.month, day.day, 8, tzinfo=UTC)
 
 
-def _award_points_as_of(member_ids: list[int]):
+def _award_points_as_of(member_ids: list[int]) -> Callable[[int, datetime], int]:
     """A function giving a member's award points in force at a moment, from the ledger:
     awards granted by then and not revoked by then."""
     ledger: dict[int, list[tuple[datetime, datetime | None, int]]] = {}
