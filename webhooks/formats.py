@@ -10,9 +10,12 @@ announce that tier-up twice.
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scoring.models import OutboxEvent
+
+if TYPE_CHECKING:
+    from webhooks.models import WebhookEndpoint
 
 # Discord's embed colour for announcements (the site's swamp green).
 DISCORD_COLOUR = 0x4E7A3A
@@ -45,7 +48,9 @@ def _award_text(payload: dict, *, announce_private: bool) -> str | None:
     return points if announce_private else None
 
 
-def discord_text(*, event_type: str, payload: dict, context: dict, endpoint) -> str | None:
+def discord_text(
+    *, event_type: str, payload: dict, context: dict, endpoint: "WebhookEndpoint"
+) -> str | None:
     """The Discord message text for an event, or ``None`` when it is not announced."""
     user = f"**{_md(payload['username'])}**"
     announce_private = endpoint.private_awards == endpoint.PrivateAwards.POINTS

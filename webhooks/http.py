@@ -9,6 +9,8 @@ each read (``WEBHOOK_TIMEOUT_S``, 5 s).
 
 import time
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
 
 import requests
 from django.conf import settings
@@ -44,13 +46,16 @@ class _PinnedAdapter(HTTPAdapter):
         self._hostname = hostname
         super().__init__(max_retries=0)
 
-    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: bool | str, cert: Any = None
+    ) -> tuple[Any, Any]:
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(
             request, verify, cert
         )
         if host_params["scheme"] == "https":
-            pool_kwargs["server_hostname"] = self._hostname
-            pool_kwargs["assert_hostname"] = self._hostname
+            # urllib3 accepts both; its typed key dict does not list them.
+            pool_kwargs["server_hostname"] = self._hostname  # type: ignore[typeddict-unknown-key]
+            pool_kwargs["assert_hostname"] = self._hostname  # type: ignore[typeddict-unknown-key]
         return host_params, pool_kwargs
 
 
@@ -67,7 +72,7 @@ def post_json(*, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
         return SendResult(status=None, latency_ms=elapsed(), error=str(exc.message))
     ip = addresses[0]
     netloc = f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
-    split = requests.utils.urlparse(url)
+    split = urlparse(url)
     target = split._replace(netloc=netloc).geturl()
     host_header = split.netloc  # as written in the URL (credentials are refused)
     session = requests.Session()

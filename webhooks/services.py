@@ -26,7 +26,7 @@ Delivery guarantees (docs/webhooks.md):
 import json
 import logging
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
@@ -192,7 +192,7 @@ def _wants(endpoint: WebhookEndpoint, event_type: str, payload: dict, context: d
 
 
 def _deliveries_create(
-    events: Iterable[dict], endpoints: Sequence[WebhookEndpoint], *, now: datetime
+    events: Iterable[Mapping[str, Any]], endpoints: Sequence[WebhookEndpoint], *, now: datetime
 ) -> None:
     """Create the missing deliveries of ``events`` (dicts of outbox fields) in one insert."""
     rows = [
@@ -276,7 +276,8 @@ def events_dispatch(*, limit: int | None = None) -> int:
 def _body(delivery: WebhookDelivery) -> dict | None:
     """The body to POST, or None when a Discord endpoint has nothing to announce."""
     endpoint = delivery.endpoint
-    if delivery.event_id is None:
+    event = delivery.event  # None for a test delivery (no query then)
+    if event is None:
         payload = delivery.test_payload or {}
         if endpoint.format == WebhookEndpoint.Format.DISCORD:
             text = discord_text(
@@ -284,7 +285,6 @@ def _body(delivery: WebhookDelivery) -> dict | None:
             )
             return discord_body(text or "")
         return payload
-    event = delivery.event
     if endpoint.format == WebhookEndpoint.Format.DISCORD:
         text = discord_text(
             event_type=event.event_type,
@@ -425,7 +425,7 @@ def delivery_send(*, delivery_id: int) -> str:
     body = _body(delivery)
     if body is None:
         result = SendResult(status=None, latency_ms=0, error="nothing to announce")
-        state = State.DELIVERED
+        state: State | None = State.DELIVERED
     else:
         result = _send(delivery, body)
         state = State.DELIVERED if result.ok else None

@@ -3,9 +3,13 @@
 import base64
 import secrets
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
+
+if TYPE_CHECKING:
+    from webhooks.models import WebhookEndpoint
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 SECRET_BYTES = 32
@@ -30,7 +34,9 @@ def signature_header(
     )
 
 
-def endpoint_signing_secrets(endpoint, *, now: datetime | None = None) -> list[str]:
+def endpoint_signing_secrets(
+    endpoint: "WebhookEndpoint", *, now: datetime | None = None
+) -> list[str]:
     """The secrets that sign for ``endpoint`` now: its secret, and the previous one while
     its grace period lasts."""
     now = now or timezone.now()

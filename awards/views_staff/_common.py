@@ -1,5 +1,6 @@
 """Helpers shared by the staff views."""
 
+from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
@@ -10,6 +11,7 @@ class HtmxHttpRequest(HttpRequest):
     """A request that went through ``HtmxMiddleware`` (for type checkers)."""
 
     htmx: HtmxDetails
+    user: User  # every staff view requires a signed-in staff member
 
 
 def htmx_target(request: HtmxHttpRequest) -> str | None:

@@ -1,6 +1,6 @@
 """``manage.py webhooks_replay --since <time> [--until <time>] [--endpoint <id>]``."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -30,7 +30,7 @@ def _moment(value: str, *, option: str) -> datetime:
             )
         return timezone.now() - duration
     if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, timezone.UTC)
+        parsed = timezone.make_aware(parsed, UTC)
     return parsed
 
 
