@@ -11,7 +11,7 @@ import json
 from array import array
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
@@ -30,12 +30,14 @@ from django.db.models import (
     Value,
 )
 from django.db.models.functions import Coalesce, TruncDate
-from django_stubs_ext import WithAnnotations
 
 from awards.models import Award
 from members import charts
 from scoring.models import ScoreHistory, TierBadgeClaim, UserScore
 from scoring.tiers import Tier, tier_get
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 WINDOWS: dict[str, timedelta | None] = {
     "all": None,
@@ -199,7 +201,7 @@ class BoardValue(TypedDict):
 
 def leaderboard_queryset(
     *, start: datetime | None
-) -> QuerySet[WithAnnotations[UserScore, BoardValue]]:
+) -> "QuerySet[WithAnnotations[UserScore, BoardValue]]":
     """Board rows annotated with ``board_value``: the total, or the gain since ``start``.
 
     The gain is the total now minus the last ScoreHistory total at or before ``start``,
