@@ -21,9 +21,11 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
@@ -67,8 +69,9 @@ class BulkRow:
     reason: str
     category: str
     award_id: str
-    member: object | None = None
-    points: int | None = None
+    # Both set by ``bulk_check``; a row without errors has the member (a User) and the points.
+    member: Any = None
+    points: Any = None
     key: str = ""
     errors: list[str] = field(default_factory=list)
     # "new" (will be granted), "existing" (already granted earlier), "duplicate" (same
@@ -237,7 +240,7 @@ def _messages(error: ValidationError) -> list[str]:
     return list(error.messages)
 
 
-def bulk_check(*, report: BulkReport, granted_by) -> BulkReport:
+def bulk_check(*, report: BulkReport, granted_by: User) -> BulkReport:
     """Check every parsed row against the database (members, rules, stored awards).
 
     A fixed number of queries whatever the file's size: members by username (one or two),
@@ -301,7 +304,7 @@ def bulk_check(*, report: BulkReport, granted_by) -> BulkReport:
     return report
 
 
-def _governance_check(report: BulkReport, granted_by) -> None:
+def _governance_check(report: BulkReport, granted_by: User) -> None:
     """Mark rows that will become award requests; refuse a file over the uploader's budget.
 
     Two queries for the routing, two for the budget (see ``awards.requests``,
@@ -354,7 +357,7 @@ def _tier_impacts(rows: Iterable[BulkRow]) -> list[TierImpact]:
     return sorted(impacts, key=lambda i: (-i.new_tier.ordinal, i.username))
 
 
-def bulk_dry_run(*, raw: bytes, filename: str, uploaded_by, audit: bool = True) -> BulkReport:
+def bulk_dry_run(*, raw: bytes, filename: str, uploaded_by: User, audit: bool = True) -> BulkReport:
     """Parse and check a file; when it can be granted, store it as a job awaiting confirmation.
 
     Writes no award; records the upload in the audit trail unless ``audit`` is False
@@ -413,7 +416,7 @@ def _report_summary(report: BulkReport) -> dict:
     }
 
 
-def bulk_job_get(*, token: uuid.UUID, user) -> BulkGrantJob | None:
+def bulk_job_get(*, token: uuid.UUID, user: User) -> BulkGrantJob | None:
     """The job with this token if ``user`` uploaded it, else None."""
     return (
         BulkGrantJob.objects.select_related("created_by")
@@ -422,7 +425,7 @@ def bulk_job_get(*, token: uuid.UUID, user) -> BulkGrantJob | None:
     )
 
 
-def bulk_job_confirm(*, token: uuid.UUID, user) -> BulkGrantJob:
+def bulk_job_confirm(*, token: uuid.UUID, user: User) -> BulkGrantJob:
     """Confirm a dry run: grant it now (small files) or queue ``awards.bulk_grant``.
 
     Only the uploader can confirm, once: the claim is a conditional UPDATE from ``dry_run``,
@@ -572,7 +575,7 @@ def bulk_job_run(*, job_id: int) -> int:
     return created_total
 
 
-def bulk_jobs_resume(*, now=None) -> int:
+def bulk_jobs_resume(*, now: datetime | None = None) -> int:
     """Run every confirmed job that stalled (lost task message, killed worker); return count.
 
     A job is claimed by moving its ``updated_at`` forward with a conditional UPDATE, so two

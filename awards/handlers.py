@@ -100,7 +100,8 @@ def award_event_parse(
     if not isinstance(properties, Mapping):
         return None, [FieldError("properties", "must be an object")]
     errors: list[FieldError] = []
-    username = properties.get("username")
+    # Raw JSON values: each is checked below, and an error is reported for any unusable.
+    username: Any = properties.get("username")
     if not isinstance(username, str) or not username.strip():
         errors.append(FieldError("properties.username", "is required: the recipient's username"))
     elif len(username) > USERNAME_MAX:
@@ -112,11 +113,11 @@ def award_event_parse(
         value = properties.get(name)
         return default if value is None else value
 
-    points = properties.get("points")
+    points: Any = properties.get("points")
     if type(points) is float and points.is_integer():
         # JSON has one number type: 250.0 is the integer 250 (as JSON Schema says).
         points = int(points)
-    reason = properties.get("reason")
+    reason: Any = properties.get("reason")
     category = optional("category", Award.Category.OTHER)
     public = optional("public", True)
     granted_by_text = optional("grantedBy", "")
@@ -268,8 +269,11 @@ def award_events_conflict(events: Sequence[Mapping[str, Any]], api_key: ApiKey) 
     # queries is then seen either still pending or already granted, never neither.
     usernames = {a.username for a in awards}
     for queued in _pending_awards(usernames):
-        first = seen.get((queued.username, queued.key))
-        if first is not None and (first.points, first.reason) != (queued.points, queued.reason):
+        earlier = seen.get((queued.username, queued.key))
+        if earlier is not None and (earlier.points, earlier.reason) != (
+            queued.points,
+            queued.reason,
+        ):
             return message(first, "by an award event waiting to be processed")
 
     stored = Award.objects.filter(
@@ -313,7 +317,7 @@ def award_events_handle(events: Sequence[TelemetryEvent]) -> HandleResult:
     parsed: dict[int, AwardEvent] = {}
     for event in events:
         properties = event.properties if isinstance(event.properties, Mapping) else None
-        has_award_id = bool(properties) and properties.get("awardId") is not None
+        has_award_id = properties is not None and properties.get("awardId") is not None
         # With no awardId the sender gave a timestamp (ingest refuses it otherwise), and the
         # stored timestamp is that one: the key derives from it exactly as at ingest.
         award, errors = award_event_parse(

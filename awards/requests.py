@@ -120,7 +120,9 @@ def request_snapshot(request: AwardRequest) -> dict[str, Any]:
     }
 
 
-def stored_by_key(specs: Sequence[GrantSpec], model) -> dict[tuple[int, str], Any]:
+def stored_by_key(
+    specs: Sequence[GrantSpec], model: type[Award] | type[AwardRequest]
+) -> dict[tuple[int, str], Any]:
     """Stored rows of ``model`` (Award or AwardRequest) for the specs' (recipient, key)."""
     wanted = {(s.recipient_id, s.idempotency_key) for s in specs}
     if not wanted:
@@ -216,7 +218,7 @@ def award_requests_create(
         created = True
         try:
             with transaction.atomic():
-                request = AwardRequest.objects.create(
+                request: AwardRequest | None = AwardRequest.objects.create(
                     recipient_id=spec.recipient_id,
                     points=spec.points,
                     reason=spec.reason.strip(),
@@ -283,8 +285,8 @@ def awards_grant_governed(
         raise BulkGrantError(
             {routing.requests[i]: e for i, e in error.row_errors.items()}
         ) from None
-    for index, result in zip(routing.requests, requested, strict=True):
-        out[index] = result
+    for index, governed in zip(routing.requests, requested, strict=True):
+        out[index] = governed
     return [out[i] for i in range(len(grants))]
 
 
@@ -333,7 +335,7 @@ def award_grant_or_request(
             staff_note=staff_note,
         )
         result = GovernedResult(award=grant.award, created=grant.created, score=grant.score)
-        if grant.created:
+        if grant.created and grant.award is not None:
             audit_record(
                 action="award.grant",
                 actor=granted_by,
@@ -346,7 +348,7 @@ def award_grant_or_request(
         (result,) = award_requests_create(specs=[spec], requested_by=granted_by, source=source)
     except BulkGrantError as error:
         raise error.row_errors[0] from None
-    if result.created:
+    if result.created and result.request is not None:
         audit_record(
             action="award.request",
             actor=granted_by,
@@ -405,7 +407,7 @@ def audit_created(
     created = [r for r in results if r.created]
     if not created:
         return 0
-    recipient_ids = {(r.award or r.request).recipient_id for r in created}
+    recipient_ids = {(r.award or r.request).recipient_id for r in created}  # type: ignore[union-attr]  # created: one is set
     if members is None or not recipient_ids <= members.keys():
         members = get_user_model().objects.in_bulk(recipient_ids)
     items = []
@@ -460,7 +462,7 @@ def award_request_approve(*, request_id: int, approver: "User") -> ApproveResult
     request = _locked(request_id)
     _may_decide(request, approver)
     if request.state == AwardRequest.State.APPROVED:
-        return ApproveResult(request=request, award=request.award, created=False, score=None)
+        return ApproveResult(request=request, award=request.award, created=False, score=None)  # type: ignore[arg-type]  # approved: has its award
     now = timezone.now()
     state = request.effective_state(now)
     if state != AwardRequest.State.PENDING:
@@ -493,7 +495,10 @@ def award_request_approve(*, request_id: int, approver: "User") -> ApproveResult
         after={**request_snapshot(request), "award_created": grant.created},
     )
     return ApproveResult(
-        request=request, award=grant.award, created=grant.created, score=grant.score
+        request=request,
+        award=grant.award,  # type: ignore[arg-type]  # one grant: never None
+        created=grant.created,
+        score=grant.score,
     )
 
 

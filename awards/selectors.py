@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
 from awards.models import Award
@@ -31,7 +32,7 @@ def award_get(*, award_id: int) -> Award | None:
     )
 
 
-def _history(member) -> QuerySet[Award]:
+def _history(member: User) -> QuerySet[Award]:
     return (
         Award.objects.filter(recipient=member)
         .select_related("revocation")
@@ -51,7 +52,7 @@ def _history(member) -> QuerySet[Award]:
 
 
 def award_history_for_member(
-    *, member, include_private_reasons: bool, limit: int | None = None
+    *, member: User, include_private_reasons: bool, limit: int | None = None
 ) -> list[AwardEntry]:
     """``member``'s awards, newest first, revoked ones included and flagged.
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -25,8 +25,6 @@ from scoring.models import (
     UserScore,
 )
 from scoring.tiers import Tier, tier_for_total, tier_get
-
-User = get_user_model()
 
 # A worker that wrote its heartbeat within this many seconds counts as answering.
 WORKER_ALIVE_S = 90
@@ -148,12 +146,12 @@ STAGES = {
 PRIVATE_TEXT_PERMISSION = "awards.view_award"
 
 
-def award_private_text_visible(user) -> bool:
+def award_private_text_visible(user: User | AnonymousUser) -> bool:
     """True when ``user`` may read private award reasons and staff notes on staff pages."""
     return bool(user.is_authenticated and user.is_staff and user.has_perm(PRIVATE_TEXT_PERMISSION))
 
 
-def award_reason_for(award: Award, user) -> str | None:
+def award_reason_for(award: Award, user: User | AnonymousUser) -> str | None:
     """The award's reason as ``user`` may see it on a staff page: None when it is private
     and ``user`` lacks ``awards.view_award``."""
     if award.public or award_private_text_visible(user):
@@ -161,7 +159,7 @@ def award_reason_for(award: Award, user) -> str | None:
     return None
 
 
-def award_staff_note_for(award: Award, user) -> str:
+def award_staff_note_for(award: Award, user: User | AnonymousUser) -> str:
     """The award's staff note as ``user`` may see it on a staff page ("" when hidden)."""
     return award.staff_note if award_private_text_visible(user) else ""
 
@@ -218,7 +216,7 @@ def members_search(*, query: str, limit: int = 8) -> list[MemberMatch]:
     return matches
 
 
-def _score_of(user) -> UserScore | None:
+def _score_of(user: User) -> UserScore | None:
     try:
         return user.score
     except UserScore.DoesNotExist:
@@ -241,7 +239,7 @@ class GrantPreview:
         return self.new_tier.ordinal != self.current_tier.ordinal
 
 
-def grant_preview(*, member, points: int) -> GrantPreview:
+def grant_preview(*, member: User, points: int) -> GrantPreview:
     """The member's current total (as last computed) and the total after ``points`` more."""
     current = member_current_total(member=member)
     new_total = current + points
@@ -254,7 +252,7 @@ def grant_preview(*, member, points: int) -> GrantPreview:
     )
 
 
-def member_current_total(*, member) -> int:
+def member_current_total(*, member: User) -> int:
     """The member's last computed total, or their award points if never scored."""
     score = UserScore.objects.filter(member=member).values_list("total_score", flat=True).first()
     if score is not None:
@@ -282,9 +280,9 @@ def totals_for_members(*, member_ids: Iterable[int]) -> dict[int, int]:
 class AwardFilters:
     """The award list's filters; empty values do not filter."""
 
-    member: object | None = None  # the recipient (a user)
+    member: User | None = None  # the recipient
     category: str = ""
-    granter: object | None = None  # the granter of record (a user)
+    granter: User | None = None  # the granter of record
     date_from: date | None = None
     date_to: date | None = None
     status: str = ""  # "", "active" or "revoked"
@@ -482,7 +480,7 @@ def heatmap_build(*, active_dates: Iterable[str], today: date) -> Heatmap:
 class MemberDetail:
     """Everything the staff member page shows about one member, except award history."""
 
-    member: object
+    member: User
     score: UserScore | None
     metrics: MemberMetrics | None
     tier: Tier
@@ -512,7 +510,7 @@ class MemberDetail:
         return max((g.count for g in self.groups), default=0)
 
 
-def member_detail(*, member, today: date | None = None) -> MemberDetail:
+def member_detail(*, member: User, today: date | None = None) -> MemberDetail:
     """The score, metrics, heatmap, tier claims and tier changes of one member."""
     today = today or timezone.now().date()
     score = UserScore.objects.filter(member=member).first()
@@ -534,7 +532,9 @@ def member_detail(*, member, today: date | None = None) -> MemberDetail:
     )
 
 
-def award_history_for_member_staff(*, member, limit: int = MEMBER_HISTORY_LIMIT) -> list[Award]:
+def award_history_for_member_staff(
+    *, member: User, limit: int = MEMBER_HISTORY_LIMIT
+) -> list[Award]:
     """The member's latest awards, revoked ones included, with granter and revocation."""
     return list(
         Award.objects.filter(recipient=member)
@@ -543,7 +543,7 @@ def award_history_for_member_staff(*, member, limit: int = MEMBER_HISTORY_LIMIT)
     )
 
 
-def award_count_for_member(*, member) -> int:
+def award_count_for_member(*, member: User) -> int:
     """How many awards the member has received (revoked included)."""
     return Award.objects.filter(recipient=member).count()
 
@@ -556,7 +556,7 @@ def tier_name(ordinal: int) -> str:
         return f"tier {ordinal}"
 
 
-def usernames_to_members(*, usernames: Iterable[str]) -> dict[str, object]:
+def usernames_to_members(*, usernames: Iterable[str]) -> dict[str, User]:
     """Members keyed by the username as given, in one query (two when some need case folding).
 
     An exact match wins; a name typed in another case matches when only one member has it
@@ -564,7 +564,7 @@ def usernames_to_members(*, usernames: Iterable[str]) -> dict[str, object]:
     Names with no member are absent from the result.
     """
     names = {u for u in usernames if u}
-    found: dict[str, object] = {u.username: u for u in User.objects.filter(username__in=names)}
+    found: dict[str, User] = {u.username: u for u in User.objects.filter(username__in=names)}
     missing = {n for n in names if n not in found}
     if missing:
         candidates: dict[str, list] = {}
@@ -578,6 +578,6 @@ def usernames_to_members(*, usernames: Iterable[str]) -> dict[str, object]:
     return found
 
 
-def member_by_username(*, username: str):
+def member_by_username(*, username: str) -> User | None:
     """The member with this username (exact, else the only case-insensitive match), or None."""
     return usernames_to_members(usernames=[username]).get(username)

@@ -1,8 +1,12 @@
 """Template helpers for the staff pages."""
 
+from typing import Any
+
 from django import template
+from django.contrib.auth.models import AnonymousUser, User
 from django.utils.safestring import SafeString
 
+from awards.models import Award
 from awards.selectors_staff import (
     COUNT_CAP,
     HEATMAP_CELL,
@@ -23,7 +27,7 @@ def tier_name(ordinal: int) -> str:
 
 
 @register.filter
-def num(value) -> str:
+def num(value: Any) -> str:
     """``12345`` → ``"12,345"`` (what ``intcomma`` does for integers, without its locale work)."""
     try:
         return f"{int(value):,}"
@@ -48,12 +52,12 @@ def heatmap_cells(heatmap: Heatmap) -> SafeString:
 
 
 @register.filter
-def reason_for(award, user) -> str | None:
+def reason_for(award: Award, user: User | AnonymousUser) -> str | None:
     """``{{ award|reason_for:request.user }}``: the reason, or None when private and hidden."""
     return award_reason_for(award, user)
 
 
 @register.filter
-def staff_note_for(award, user) -> str:
+def staff_note_for(award: Award, user: User | AnonymousUser) -> str:
     """``{{ award|staff_note_for:request.user }}``: the staff note, or "" when hidden."""
     return award_staff_note_for(award, user)

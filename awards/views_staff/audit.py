@@ -3,6 +3,7 @@
 import csv
 import json
 from collections.abc import Iterator
+from typing import Any
 
 from django import forms
 from django.http import HttpResponse, StreamingHttpResponse
@@ -52,9 +53,9 @@ class AuditFilterForm(forms.Form):
         required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
     )
 
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         """A range must not end before it starts."""
-        data = super().clean()
+        data = super().clean() or {}
         start, end = data.get("date_from"), data.get("date_to")
         if start and end and end < start:
             self.add_error("date_to", "The end date is before the start date.")
@@ -73,7 +74,7 @@ def _cursor(raw: str) -> int | None:
 
 @require_GET
 @staff_permission_required("audit.view_auditentry")
-def audit_view(request: HtmxHttpRequest) -> HttpResponse:
+def audit_view(request: HtmxHttpRequest) -> HttpResponse | StreamingHttpResponse:
     """The audit list (``#audit-results`` for HTMX), or ``?format=csv`` of every match.
 
     Filters: actor, action, member (usernames as recorded), date range. Pages by keyset
@@ -100,7 +101,7 @@ class _Echo:
         return value
 
 
-def _json(value) -> str:
+def _json(value: Any) -> str:
     return "" if value is None else json.dumps(value, sort_keys=True, default=str)
 
 

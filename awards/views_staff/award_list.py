@@ -35,7 +35,7 @@ CSV_COLUMNS = [
 
 @require_GET
 @staff_permission_required("awards.view_award")
-def award_list_view(request: HtmxHttpRequest) -> HttpResponse:
+def award_list_view(request: HtmxHttpRequest) -> HttpResponse | StreamingHttpResponse:
     """The filtered, paginated list (``#award-results`` for HTMX) or ``?format=csv``.
 
     Invalid filters show their errors beside the fields and list nothing rather than
