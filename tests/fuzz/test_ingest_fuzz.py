@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from awards.models import Award
 from scoring.apikeys import api_key_create
 from scoring.models import MemberMetrics, TelemetryEvent
+from tests.cli_wire import bot_award_event, cli_event
 from tests.factories import UserFactory
-from tests.reliability.payloads import award_event, cli_event
 
 pytestmark = pytest.mark.django_db
 
@@ -90,7 +90,9 @@ def mutated_events(draw, *, recipient: str) -> dict[str, Any]:
         event = cli_event(f"fuzz-{n}")
         paths = PROPERTY_PATHS
     else:
-        event = award_event(username=recipient, points=5, reason="fuzzed award", award_id=f"a{n}")
+        event = bot_award_event(
+            username=recipient, points=5, reason="fuzzed award", award_id=f"a{n}"
+        )
         paths = AWARD_PATHS
     replacement = json_values | huge_text | deep_values
     for _ in range(draw(st.integers(min_value=1, max_value=3))):

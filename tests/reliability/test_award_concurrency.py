@@ -18,8 +18,8 @@ from scoring.apikeys import api_key_create
 from scoring.consumer import events_consume
 from scoring.models import MemberMetrics, TelemetryEvent, UserScore
 from scoring.scores import scores_process_batch
+from tests.cli_wire import bot_award_event
 from tests.factories import UserFactory
-from tests.reliability.payloads import award_event
 from tests.reliability.replay import assert_ledger_consistent
 
 pytestmark = [
@@ -72,7 +72,7 @@ def _post(key: str, event: dict):
 
 def test_fifty_identical_award_events_at_once_grant_once(award_bot):
     UserFactory(username="egret")
-    event = award_event(username="egret", points=750, reason="Ran the meetup", award_id="m-1")
+    event = bot_award_event(username="egret", points=750, reason="Ran the meetup", award_id="m-1")
 
     results = _all_at_once(lambda n: _post(award_bot, event))
 
@@ -90,7 +90,7 @@ def test_fifty_identical_award_events_at_once_grant_once(award_bot):
     assert UserScore.objects.get(member=award.recipient).total_score == 750
 
     # The same key with other points is a conflict, answered at once and stored nowhere.
-    other = award_event(username="egret", points=751, reason="Ran the meetup", award_id="m-1")
+    other = bot_award_event(username="egret", points=751, reason="Ran the meetup", award_id="m-1")
     status, body = _post(award_bot, other)
     assert status == 409, body
     assert TelemetryEvent.objects.filter(event="award").count() == 1
@@ -100,7 +100,9 @@ def test_fifty_identical_award_events_at_once_grant_once(award_bot):
 def test_fifty_conflicting_award_events_at_once_grant_one_payload_once(award_bot):
     UserFactory(username="ibis")
     payloads = [
-        award_event(username="ibis", points=100 + n % 2, reason="Fixed the docs", award_id="d-1")
+        bot_award_event(
+            username="ibis", points=100 + n % 2, reason="Fixed the docs", award_id="d-1"
+        )
         for n in range(THREADS)
     ]
 
