@@ -4,12 +4,11 @@ Each test runs its workers in threads, each with its own database connection, re
 together by a barrier; every thread closes its connection when done.
 """
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from awards.models import Award, AwardRevocation
 from awards.services import GrantSpec, award_grant, award_revoke, awards_grant_bulk
@@ -17,6 +16,7 @@ from scoring.consumer import events_consume
 from scoring.models import MemberMetrics, MetricsSnapshot, ScoreHistory, UserScore
 from scoring.registry import ledger_checks
 from scoring.scores import scores_process_batch
+from tests import concurrency
 from tests.factories import TelemetryEventFactory, UserFactory
 
 pytestmark = [
@@ -33,28 +33,7 @@ THREADS = 8
 
 def run_together(workers: list[Callable[[], Any]]) -> list[Any]:
     """Run every worker in its own thread, released at once; re-raise the first error."""
-    barrier = threading.Barrier(len(workers))
-    results: list[Any] = [None] * len(workers)
-    errors: list[BaseException] = []
-
-    def run(index: int, work: Callable[[], Any]) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[index] = work()
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i, w)) for i, w in enumerate(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a worker hung"
-    if errors:
-        raise errors[0]
-    return results
+    return concurrency.run_together(workers, raise_first_error=True)
 
 
 def ledger_problems() -> list[str]:

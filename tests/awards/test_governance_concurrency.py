@@ -1,17 +1,14 @@
 """Governance under real concurrency on PostgreSQL: racing approvers, concurrent grants."""
 
-import threading
-from collections.abc import Callable
-from typing import Any
-
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from awards.budgets import BudgetExceeded, budget_get
 from awards.models import Award, AwardRequest
 from awards.requests import award_grant_or_request, award_request_approve
 from scoring.models import MemberMetrics
 from tests.awards.conftest import staff_with
+from tests.concurrency import run_together
 from tests.factories import UserFactory
 
 pytestmark = [
@@ -22,32 +19,6 @@ pytestmark = [
         reason="needs PostgreSQL: SQLite serializes every writer, so nothing races",
     ),
 ]
-
-
-def run_together(workers: list[Callable[[], Any]]) -> list[Any]:
-    """Run each worker in its own thread and connection, released at once by a barrier.
-
-    Returns each worker's result, or the exception it raised.
-    """
-    barrier = threading.Barrier(len(workers))
-    results: list[Any] = [None] * len(workers)
-
-    def run(index: int, work: Callable[[], Any]) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[index] = work()
-        except BaseException as exc:
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i, w)) for i, w in enumerate(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a worker hung"
-    return results
 
 
 def test_two_approvers_racing_grant_one_award(governance):

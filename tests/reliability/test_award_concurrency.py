@@ -4,8 +4,8 @@ Real threads, each with its own PostgreSQL connection, released together by a ba
 through ``POST /ingest`` (then the consumer) and through the staff grant form.
 """
 
+import functools
 import json
-import threading
 from collections import Counter
 
 import pytest
@@ -19,6 +19,7 @@ from scoring.consumer import events_consume
 from scoring.models import MemberMetrics, TelemetryEvent, UserScore
 from scoring.scores import scores_process_batch
 from tests.cli_wire import bot_award_event
+from tests.concurrency import run_together
 from tests.factories import UserFactory
 from tests.reliability.replay import assert_ledger_consistent
 
@@ -33,26 +34,7 @@ THREADS = 50
 
 def _all_at_once(request) -> list:
     """Run ``request(n)`` in THREADS threads released together; return the results in order."""
-    barrier = threading.Barrier(THREADS)
-    results: list = [None] * THREADS
-
-    def run(n: int) -> None:
-        from django.db import connections
-
-        try:
-            barrier.wait(timeout=60)
-            results[n] = request(n)
-        except Exception as exc:  # reported by the assertions below, with the thread's error
-            results[n] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return results
+    return run_together([functools.partial(request, n) for n in range(THREADS)], timeout=60)
 
 
 @pytest.fixture
