@@ -21,10 +21,17 @@ class MemberRequest(HttpRequest):
     user: "User"
 
 
-class HtmxRequest(HttpRequest):
+class HtmxHttpRequest(HttpRequest):
     """A request that went through ``HtmxMiddleware`` (for type checkers)."""
 
     htmx: HtmxDetails
+
+
+class StaffHttpRequest(HtmxHttpRequest):
+    """A request behind ``staff_permission_required``: ``user`` is a signed-in staff member
+    (for type checkers)."""
+
+    user: "User"
 
 
 ViewFunc = Callable[..., Any]
@@ -45,7 +52,7 @@ class HtmxLoginRedirectMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request: HtmxRequest) -> HttpResponse:
+    def __call__(self, request: HtmxHttpRequest) -> HttpResponse:
         response = self.get_response(request)
         if (
             getattr(request, "htmx", False)
