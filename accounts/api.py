@@ -10,9 +10,9 @@ exempt from CSRF (there is no cookie-borne authority to forge).
 import json
 from typing import Any
 
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -62,7 +62,7 @@ def _string_field(body: dict[str, Any], field: str) -> str:
     return value
 
 
-def _user_json(user: AbstractBaseUser) -> dict[str, str]:
+def _user_json(user: User) -> dict[str, str]:
     return {
         "id": str(user.pk),
         "email": user.email,
@@ -71,7 +71,7 @@ def _user_json(user: AbstractBaseUser) -> dict[str, str]:
     }
 
 
-def _sign_in(request: HttpRequest, login_field: str) -> JsonResponse:
+def _sign_in(request: HttpRequest, login_field: str) -> HttpResponse:
     try:
         body = _json_object(request)
         login = _string_field(body, login_field)
@@ -91,7 +91,7 @@ def _sign_in(request: HttpRequest, login_field: str) -> JsonResponse:
 
 @csrf_exempt
 @require_POST
-def sign_in_username(request: HttpRequest) -> JsonResponse:
+def sign_in_username(request: HttpRequest) -> HttpResponse:
     """``{"username", "password"}`` → 200 ``{"token", "user": {"id", "email", "name",
     "username"}}``; wrong credentials 401; locked out 429 with ``Retry-After``; a body
     without both strings 400 naming the field.
@@ -103,7 +103,7 @@ def sign_in_username(request: HttpRequest) -> JsonResponse:
 
 @csrf_exempt
 @require_POST
-def sign_in_email(request: HttpRequest) -> JsonResponse:
+def sign_in_email(request: HttpRequest) -> HttpResponse:
     """``{"email", "password"}``: as ``sign_in_username``, the account found by e-mail."""
     return _sign_in(request, "email")
 
@@ -159,7 +159,7 @@ def whoami(request: HttpRequest) -> JsonResponse:
     # The key service already refuses keys of inactive owners; the owner is checked here as
     # well because this answer names them.
     owner = api_key.owner if api_key is not None else None
-    if owner is None or not owner.is_active:
+    if api_key is None or owner is None or not owner.is_active:
         return json_error(401, "invalid_api_key", authenticated=False)
     # What the key may do now (a suspended scope is not listed), in the key's own order.
     effective = api_key_scopes_effective(api_key)

@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from django.http import QueryDict
+
 CALLBACK_PATTERN = re.compile(r"http://(localhost|127\.0\.0\.1):([0-9]{1,5})/callback")
 STATE_PATTERN = re.compile(r"[A-Za-z0-9._~-]{1,200}")
 DEVICE_CODE_PATTERN = re.compile(r"[A-Za-z0-9-]{1,32}")
@@ -42,7 +44,7 @@ class CliLoginRefused(ValueError):
     """The browser-flow parameters are missing or not acceptable; the message says which."""
 
 
-def cli_login_parse(params) -> CliLogin | None:
+def cli_login_parse(params: QueryDict) -> CliLogin | None:
     """The browser-flow parameters in ``params`` (a QueryDict), or None when there are none.
 
     Raises ``CliLoginRefused`` when ``cli_callback`` is anything but

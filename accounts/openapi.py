@@ -59,7 +59,7 @@ def _sign_in(login: str, example: str) -> dict[str, Any]:
     }
 
 
-_USER = {
+_USER: dict[str, Any] = {
     "type": "object",
     "required": ["id", "email", "name", "username"],
     "properties": {

@@ -11,7 +11,7 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
@@ -26,7 +26,7 @@ TOKEN_PREFIX = "sess_"  # noqa: S105 (a public prefix)
 # ``sess_`` + 43 URL-safe characters (256 random bits). It can never be mistaken for an API
 # key (``swamp_`` + 32 hex), so /ingest and /api/whoami refuse it without a second look.
 TOKEN_PATTERN = re.compile(r"sess_[A-Za-z0-9_-]{43}")
-KEY_NAME_MAX = ApiKey._meta.get_field("name").max_length
+KEY_NAME_MAX: int = ApiKey._meta.get_field("name").max_length  # type: ignore[assignment]
 
 
 class SignInTokenInvalid(Exception):
@@ -39,7 +39,7 @@ def _token_hash(raw: str) -> str:
 
 def member_authenticate(
     *, request: HttpRequest, password: str, username: str | None = None, email: str | None = None
-) -> AbstractBaseUser | None:
+) -> User | None:
     """The active member with these credentials, or None; every attempt goes through axes.
 
     ``email`` is matched case-insensitively and must name exactly one account; otherwise the
@@ -63,7 +63,7 @@ def member_authenticate(
 
 
 @transaction.atomic
-def cli_token_issue(*, member: AbstractBaseUser, via: str) -> str:
+def cli_token_issue(*, member: User, via: str) -> str:
     """Issue a CLI sign-in token for ``member``; return its text (stored only hashed).
 
     The token is valid for ``CLI_SIGN_IN_TOKEN_TTL`` and can be spent once, at
@@ -120,7 +120,7 @@ def cli_token_redeem(*, token: str, name: object) -> tuple[ApiKey, str]:
     return api_key_create(owner=member, scopes=[ApiKey.SCOPE_INGEST], name=cleaned)
 
 
-def member_key_create(*, member: AbstractBaseUser, name: str) -> tuple[ApiKey, str]:
+def member_key_create(*, member: User, name: str) -> tuple[ApiKey, str]:
     """Create an ``ingest`` key of ``member``'s own; return the row and the plaintext.
 
     Raises ``ValidationError`` for an empty or over-long name.
@@ -128,7 +128,7 @@ def member_key_create(*, member: AbstractBaseUser, name: str) -> tuple[ApiKey, s
     return api_key_create(owner=member, scopes=[ApiKey.SCOPE_INGEST], name=_key_name_clean(name))
 
 
-def member_key_revoke(*, member: AbstractBaseUser, key_id: int) -> ApiKey:
+def member_key_revoke(*, member: User, key_id: int) -> ApiKey:
     """Revoke one of ``member``'s own keys (idempotent).
 
     Raises ``ApiKey.DoesNotExist`` when no key of that id belongs to ``member``.

@@ -8,12 +8,15 @@ browser to ``<cli_callback>?token=…&state=…``. Anything but the CLI's loopba
 refused before a form is even shown.
 """
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
@@ -26,6 +29,7 @@ from accounts.models import CliSignInToken
 from accounts.selectors import member_keys_list
 from accounts.services import cli_token_issue, member_key_create, member_key_revoke
 from scoring.models import ApiKey
+from swampclub.http import MemberRequest
 
 
 def _refused(request: HttpRequest, reason: str) -> HttpResponse:
@@ -39,7 +43,8 @@ def _confirm_page(request: HttpRequest, cli: CliLogin) -> HttpResponse:
     # The confirmation form posts to this site, which answers with a redirect to the CLI's
     # loopback callback; browsers apply ``form-action`` to that redirect too, so this one
     # page also allows exactly that origin.
-    response._csp_config = {**settings.SECURE_CSP, "form-action": [CSP.SELF, cli.origin]}
+    csp = {**settings.SECURE_CSP, "form-action": [CSP.SELF, cli.origin]}
+    response._csp_config = csp  # type: ignore[attr-defined]
     add_never_cache_headers(response)
     return response
 
@@ -49,7 +54,7 @@ class SignInView(LoginView):
 
     cli: CliLogin | None = None
 
-    def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         try:
             self.cli = cli_login_parse(request.GET)
         except CliLoginRefused as refused:
@@ -64,14 +69,14 @@ class SignInView(LoginView):
             return f"{reverse('accounts:login')}?{self.cli.query()}"
         return super().get_success_url()
 
-    def get_context_data(self, **kwargs):
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         """Adds ``cli`` (the browser-flow parameters, or None) for the page's wording."""
         return {**super().get_context_data(**kwargs), "cli": self.cli}
 
 
 @require_POST
 @login_required
-def cli_confirm(request: HttpRequest) -> HttpResponse:
+def cli_confirm(request: MemberRequest) -> HttpResponse:
     """Connect the CLI: issue a sign-in token and send the browser to the CLI's callback.
 
     The parameters come back from the confirmation form and are validated again; anything
@@ -91,7 +96,7 @@ def cli_confirm(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def keys(request: HttpRequest) -> HttpResponse:
+def keys(request: MemberRequest) -> HttpResponse:
     """A member's own API keys: list (GET) and create (POST; the secret is shown once).
 
     Keys made here and by ``swamp auth login`` carry the ``ingest`` scope. The creation
@@ -128,7 +133,7 @@ def keys(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
+def key_revoke(request: MemberRequest, key_id: int) -> HttpResponse:
     """Revoke one of the member's own keys (idempotent); someone else's is a 404."""
     try:
         api_key = member_key_revoke(member=request.user, key_id=key_id)

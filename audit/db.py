@@ -6,6 +6,9 @@ a plain ``DELETE FROM`` that the trigger would refuse. PostgreSQL flushes with T
 which row triggers do not see.
 """
 
+from django.apps.registry import Apps
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+
 TABLE = "audit_auditentry"
 MESSAGE = "audit entries are append-only"
 DELETE_TRIGGER = "audit_auditentry_no_delete"
@@ -28,14 +31,14 @@ SQLITE_DELETE_TRIGGER_DROP = f"DROP TRIGGER IF EXISTS {DELETE_TRIGGER}"
 SQLITE_DELETE_TRIGGER_CREATE = _create(DELETE_TRIGGER, "DELETE")
 
 
-def sqlite_triggers_create(apps, schema_editor) -> None:
+def sqlite_triggers_create(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     """Migration step: install the triggers on SQLite (PostgreSQL has pgtrigger's)."""
     if schema_editor.connection.vendor == "sqlite":
         for statement in SQLITE_CREATE:
             schema_editor.execute(statement)
 
 
-def sqlite_triggers_drop(apps, schema_editor) -> None:
+def sqlite_triggers_drop(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     """Migration step (reverse): remove the SQLite triggers."""
     if schema_editor.connection.vendor == "sqlite":
         for statement in SQLITE_DROP:

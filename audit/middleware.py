@@ -1,9 +1,13 @@
 """Request context for the audit trail, and a safety net for staff POSTs nothing recorded."""
 
+from collections.abc import Callable
+from typing import Any
+
 from django.http import HttpRequest, HttpResponse
 
 from audit.context import RequestInfo, current
 from audit.services import audit_record
+from swampclub.http import ViewFunc
 
 # Staff writes happen under these paths; any successful POST there that recorded no entry of
 # its own gets a generic one ("staff.post"), so a new staff page cannot write unaudited.
@@ -12,9 +16,9 @@ AUDITED_PREFIXES = ("/staff/", "/admin/")
 UNAUDITED_SUFFIXES = ("/login/", "/logout/")
 
 
-def audit_exempt(view):
+def audit_exempt(view: ViewFunc) -> ViewFunc:
     """Mark a staff view whose POST writes nothing (a validation endpoint, say)."""
-    view.audit_exempt = True
+    view.audit_exempt = True  # type: ignore[attr-defined]
     return view
 
 
@@ -35,7 +39,7 @@ class AuditMiddleware:
     the names (never the values) of the submitted fields.
     """
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
@@ -59,7 +63,13 @@ class AuditMiddleware:
         finally:
             current.reset(token)
 
-    def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs) -> None:
+    def process_view(
+        self,
+        request: HttpRequest,
+        view_func: ViewFunc,
+        view_args: tuple[Any, ...],
+        view_kwargs: dict[str, Any],
+    ) -> None:
         """Remember whether the view declared itself write-free."""
         info = current.get()
         if info is not None and getattr(view_func, "audit_exempt", False):

@@ -38,7 +38,7 @@ def _entry(item: AuditItem) -> AuditEntry:
     info = request_info()
     object_type, object_id, object_repr = item.object_type, item.object_id, item.object_repr
     if item.obj is not None:
-        object_type = object_type or item.obj._meta.model_name
+        object_type = object_type or item.obj._meta.model_name or ""
         object_id = object_id or str(item.obj.pk)
         object_repr = object_repr or str(item.obj)
     actor, member = item.actor, item.member

@@ -199,7 +199,7 @@ def award_events_handle(events: Sequence[TelemetryEvent]) -> HandleResult:
     parsed: dict[int, AwardEvent] = {}
     for event in events:
         properties = event.properties if isinstance(event.properties, Mapping) else None
-        has_award_id = bool(properties) and properties.get("awardId") is not None
+        has_award_id = properties is not None and properties.get("awardId") is not None
         # With no awardId the sender gave a timestamp (ingest refuses it otherwise), and the
         # stored timestamp is that one: the key derives from it exactly as at ingest.
         award, errors = award_event_parse(

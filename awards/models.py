@@ -1,5 +1,7 @@
 """The award ledger (SPEC §3): immutable awards and their revocations."""
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -227,7 +229,7 @@ class AwardRequest(models.Model):
     def __str__(self) -> str:
         return f"request {self.pk}: {self.points} to {self.recipient_id}"
 
-    def effective_state(self, now=None) -> str:
+    def effective_state(self, now: datetime | None = None) -> str:
         """The state as staff should see it: a pending request past its expiry is expired."""
         if self.state == self.State.PENDING and self.expires_at <= (now or timezone.now()):
             return self.State.EXPIRED

@@ -172,7 +172,7 @@ def award_requests_create(
         created = True
         try:
             with transaction.atomic():
-                request = AwardRequest.objects.create(
+                request: AwardRequest | None = AwardRequest.objects.create(
                     recipient_id=spec.recipient_id,
                     points=spec.points,
                     reason=spec.reason.strip(),
@@ -239,8 +239,8 @@ def awards_grant_governed(
         raise BulkGrantError(
             {routing.requests[i]: e for i, e in error.row_errors.items()}
         ) from None
-    for index, result in zip(routing.requests, requested, strict=True):
-        out[index] = result
+    for index, governed in zip(routing.requests, requested, strict=True):
+        out[index] = governed
     return [out[i] for i in range(len(grants))]
 
 
@@ -289,7 +289,7 @@ def award_grant_or_request(
             staff_note=staff_note,
         )
         result = GovernedResult(award=grant.award, created=grant.created, score=grant.score)
-        if grant.created:
+        if grant.created and grant.award is not None:
             audit_record(
                 action="award.grant",
                 actor=granted_by,
@@ -302,7 +302,7 @@ def award_grant_or_request(
         (result,) = award_requests_create(specs=[spec], requested_by=granted_by, source=source)
     except BulkGrantError as error:
         raise error.row_errors[0] from None
-    if result.created:
+    if result.created and result.request is not None:
         audit_record(
             action="award.request",
             actor=granted_by,

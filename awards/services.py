@@ -129,9 +129,10 @@ def _grant_valid(
     if deltas:
         metrics_add_award_points(deltas=deltas)
         scores = scores_refresh(member_ids=sorted(deltas), cause=TierChange.Cause.AWARD)
-        award_events_granted(awards=[r.award for r in results.values() if r.created], scores=scores)
+        granted = [r.award for r in results.values() if r.created and r.award is not None]
+        award_events_granted(awards=granted, scores=scores)
         for index, result in results.items():
-            if result.created:
+            if result.created and result.award is not None:
                 results[index] = result._replace(score=scores.get(result.award.recipient_id))
     return results, conflicts
 

@@ -3,6 +3,9 @@ awards that make up the rest, read so that the lines add up to the stored total.
 
 from dataclasses import dataclass
 from datetime import datetime
+from fractions import Fraction
+
+from django.contrib.auth.models import AnonymousUser, User
 
 from awards.models import Award
 from scoring.explain import ActivityExplanation, ExplanationUnavailable, activity_explanation
@@ -54,7 +57,7 @@ class ScoreExplanation:
         }
 
 
-def _awards(member, *, show_private: bool) -> list[AwardLine]:
+def _awards(member: User, *, show_private: bool) -> list[AwardLine]:
     rows = (
         Award.objects.filter(recipient=member)
         .order_by("-granted_at", "-id")
@@ -73,7 +76,9 @@ def _awards(member, *, show_private: bool) -> list[AwardLine]:
     ]
 
 
-def score_explanation_for_member(*, member, viewer=None) -> ScoreExplanation:
+def score_explanation_for_member(
+    *, member: User, viewer: User | AnonymousUser | None = None
+) -> ScoreExplanation:
     """How ``member``'s stored total is made, as ``viewer`` may see it.
 
     Privacy as in the award history: a private award shows its points, never its reason
@@ -119,7 +124,7 @@ def score_explanation_for_member(*, member, viewer=None) -> ScoreExplanation:
     )
 
 
-def _number(value) -> int | str:
+def _number(value: Fraction | int) -> int | str:
     """A whole number as an int, anything else as exact text."""
     text = exact_text(value)
     return int(text) if "." not in text and "/" not in text else text

@@ -5,7 +5,7 @@ the score chart and the activity heatmap. The leaderboards are ``members.leaderb
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.db.models import (
     Count,
     Max,
@@ -21,8 +21,6 @@ from members import charts
 from members.leaderboard.board import tier_or_placeholder
 from scoring.models import ScoreHistory, TierBadgeClaim
 from scoring.tiers import Tier
-
-User = get_user_model()
 
 AWARD_PAGE_SIZE = 20
 # The largest OFFSET a page may need: beyond it no table has rows, and beyond 2**63 - 1 the
@@ -53,7 +51,7 @@ class AwardPage:
     has_next: bool
 
 
-def member_get_for_profile(*, username: str):
+def member_get_for_profile(*, username: str) -> User | None:
     """The active member named ``username`` with score and metrics joined, or None."""
     return (
         User.objects.select_related("score", "metrics")
@@ -62,7 +60,7 @@ def member_get_for_profile(*, username: str):
     )
 
 
-def score_breakdown_for_member(*, member) -> Breakdown:
+def score_breakdown_for_member(*, member: User) -> Breakdown:
     """The member's total split into activity and awards, both from their UserScore row.
 
     Both parts come from the same row the total was written to, so they sum to it exactly;
@@ -82,7 +80,7 @@ def score_breakdown_for_member(*, member) -> Breakdown:
     )
 
 
-def award_counts_for_member(*, member) -> dict[str, int]:
+def award_counts_for_member(*, member: User) -> dict[str, int]:
     """How many awards the member holds, how many were revoked, and the unrevoked sum."""
     return Award.objects.filter(recipient=member).aggregate(
         total=Count("pk"),
@@ -110,7 +108,7 @@ def award_page_for_member(
     return AwardPage(rows=rows[:page_size], page=page, has_next=len(rows) > page_size)
 
 
-def tier_claims_for_member(*, member) -> list[tuple[Tier, datetime, int]]:
+def tier_claims_for_member(*, member: User) -> list[tuple[Tier, datetime, int]]:
     """The tier badges the member has claimed, lowest tier first: (tier, claimed at, total)."""
     claims = TierBadgeClaim.objects.filter(member=member).order_by("tier")
     return [
@@ -119,7 +117,7 @@ def tier_claims_for_member(*, member) -> list[tuple[Tier, datetime, int]]:
     ]
 
 
-def score_chart_for_member(*, member, current_total: int, now: datetime) -> charts.ScoreChart:
+def score_chart_for_member(*, member: User, current_total: int, now: datetime) -> charts.ScoreChart:
     """The score-over-time chart for the last ``CHART_DAYS`` days.
 
     Two queries however long the history: the baseline (the last row at or before the
@@ -151,7 +149,7 @@ def score_chart_for_member(*, member, current_total: int, now: datetime) -> char
     )
 
 
-def activity_heatmap_for_member(*, member, today: date) -> charts.Heatmap:
+def activity_heatmap_for_member(*, member: User, today: date) -> charts.Heatmap:
     """The active-day heatmap for the year ending ``today`` from MemberMetrics.active_dates."""
     metrics = getattr(member, "metrics", None)
     dates = metrics.active_dates if metrics is not None else []

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET
 from members import leaderboard as boards
 from members import selectors
 from members.explain import score_explanation_for_member
+from swampclub.http import HtmxHttpRequest
 
 
 @require_GET
@@ -70,7 +71,7 @@ def _bad_board_request(request: HttpRequest, field: str, message: str) -> HttpRe
 
 
 @require_GET
-def profile(request: HttpRequest, username: str) -> HttpResponse:
+def profile(request: HtmxHttpRequest, username: str) -> HttpResponse:
     """A member's profile; an HTMX request for ``?page=N`` gets just the next award rows.
 
     Without JavaScript the "load more" link loads the full page at ``?page=N``. 404 for an

@@ -26,7 +26,7 @@ import secrets
 from collections.abc import Iterable
 from datetime import timedelta
 
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
 from django.db.models import Q
@@ -109,9 +109,7 @@ def _scopes_clean(scopes: Iterable[str]) -> list[str]:
     return cleaned
 
 
-def _creation_check(
-    *, owner: AbstractBaseUser, scopes: list[str], created_by: AbstractBaseUser | None
-) -> None:
+def _creation_check(*, owner: User, scopes: list[str], created_by: User | None) -> None:
     """Raise unless ``created_by`` may create a key with ``scopes`` for ``owner`` now."""
     for_someone_else = created_by is not None and created_by.pk != owner.pk
     if for_someone_else and not (
@@ -141,10 +139,10 @@ def _creation_check(
 
 def api_key_create(
     *,
-    owner: AbstractBaseUser,
+    owner: User,
     scopes: Iterable[str],
     name: str = "",
-    created_by: AbstractBaseUser | None = None,
+    created_by: User | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key for ``owner`` with ``scopes``; return the row and the plaintext key.
 
@@ -163,7 +161,7 @@ def api_key_create(
     """
     cleaned = _scopes_clean(scopes)
     name = name.strip()
-    if len(name) > ApiKey._meta.get_field("name").max_length:
+    if len(name) > ApiKey._meta.get_field("name").max_length:  # type: ignore[operator]
         raise ValidationError({"name": "At most 100 characters."})
     _creation_check(owner=owner, scopes=cleaned, created_by=created_by)
     for _attempt in range(5):

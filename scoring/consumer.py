@@ -43,7 +43,9 @@ _EVENT_FIELDS = (
 MAX_ERROR_LENGTH = 1000
 
 
-def _handle_isolated(event_type: EventType, events: Sequence[TelemetryEvent]) -> HandleResult:
+def _handle_isolated(
+    event_type: EventType, events: Sequence[TelemetryEvent | ClaimedInvocation]
+) -> HandleResult:
     """Run a handler in a savepoint; when it raises, bisect to find the poison events.
 
     A handler that raises for the whole batch would otherwise roll the batch back and be
@@ -58,7 +60,8 @@ def _handle_isolated(event_type: EventType, events: Sequence[TelemetryEvent]) ->
     """
     try:
         with transaction.atomic():
-            return event_type.handle(events)
+            # Only the cli_invocation fold is handed ClaimedInvocation records (PostgreSQL claim).
+            return event_type.handle(events)  # type: ignore[arg-type]
     except (OperationalError, InterfaceError):
         raise
     except Exception as exc:
@@ -81,9 +84,9 @@ def _handle_isolated(event_type: EventType, events: Sequence[TelemetryEvent]) ->
     return result
 
 
-def _dispatch(events: Sequence[TelemetryEvent]) -> HandleResult:
+def _dispatch(events: Sequence[TelemetryEvent | ClaimedInvocation]) -> HandleResult:
     """Hand each event type's events to its handler; unknown types are rejected."""
-    by_type: dict[str, list[TelemetryEvent]] = defaultdict(list)
+    by_type: dict[str, list[TelemetryEvent | ClaimedInvocation]] = defaultdict(list)
     for event in events:
         by_type[event.event].append(event)
     claimed_ids = {event.pk for event in events}
@@ -122,6 +125,7 @@ def _events_claim(*, batch_size: int) -> list[TelemetryEvent | ClaimedInvocation
     carrying only what their fold reads. Elsewhere it is a SELECT and an UPDATE.
     """
     now = timezone.now()
+    events: list[TelemetryEvent | ClaimedInvocation]
     if not is_postgresql():
         events = list(
             TelemetryEvent.objects.select_for_update(skip_locked=True)
@@ -165,7 +169,7 @@ def _events_claim(*, batch_size: int) -> list[TelemetryEvent | ClaimedInvocation
         )
         rows = cursor.fetchall()
     rows.sort(key=lambda row: row[0])
-    events: list[TelemetryEvent | ClaimedInvocation] = []
+    events = []
     for row in rows:
         if row[2] == CLI_INVOCATION:
             # id, member_id, timestamp; the properties reduced to what the fold reads.

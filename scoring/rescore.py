@@ -12,10 +12,11 @@ the version gives (as of the same day).
 """
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -127,7 +128,7 @@ def rescore_member_count() -> int:
     return UserScore.objects.count()
 
 
-def _chunks(chunk_size: int):
+def _chunks(chunk_size: int) -> Iterator[list[int]]:
     """Member ids with a score, in ascending chunks (keyset pagination, one query each)."""
     last = 0
     while True:
@@ -254,7 +255,7 @@ def rescore_apply(
 # --- Jobs (the staff page) ------------------------------------------------------------------
 
 
-def rescore_job_create(*, version: int, kind: str, requested_by=None) -> RescoreJob:
+def rescore_job_create(*, version: int, kind: str, requested_by: User | None = None) -> RescoreJob:
     """Queue a dry run or an apply of ``version`` for a worker; the task is sent when the
     job row commits. Raises ``ScoringRules.DoesNotExist`` for an unknown version."""
     from scoring.tasks import rescore_job_run_task

@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from django.db.models.constants import OnConflict
 from django.utils import timezone
 
+from scoring.columns import column, field_column
 from scoring.formula import ScoringConstants, activity_score
 from scoring.models import (
     MemberMetrics,
@@ -192,8 +193,8 @@ def _zero_rows_insert(member_ids: list[int], now: datetime) -> None:
     unknown ids insert nothing and the users need no read of their own."""
     quote = connection.ops.quote_name
     score, user = UserScore._meta, get_user_model()._meta
-    columns = ", ".join(quote(score.get_field(c).column) for c in _SCORE_COLUMNS)
-    pk, username = quote(user.pk.column), quote(user.get_field("username").column)
+    columns = ", ".join(quote(column(UserScore, c)) for c in _SCORE_COLUMNS)
+    pk, username = quote(field_column(user.pk)), quote(field_column(user.get_field("username")))
     where, params = ids_in(pk, member_ids)
     insert = connection.ops.insert_statement(on_conflict=OnConflict.IGNORE)
     with connection.cursor() as cursor:
@@ -278,18 +279,18 @@ def scores_refresh(
         computed: dict[int, tuple[tuple, tuple | None]] = {}
         if users:
             metrics = _metrics_read(list(users))
-            values = {
+            fresh = {
                 i: _score_values(name, metrics.get(i), as_of=as_of, rules=rules)
                 for i, name in users.items()
             }
             created = pg_insert_arrays(
                 UserScore,
                 _SCORE_COLUMNS,
-                [_score_row(i, v, now, postgresql=True) for i, v in values.items()],
+                [_score_row(i, v, now, postgresql=True) for i, v in fresh.items()],
                 on_conflict="ON CONFLICT DO NOTHING",
                 returning="member_id",
             )
-            computed.update((i, (values[i], None)) for i in created)
+            computed.update((i, (fresh[i], None)) for i in created)
             lost = [i for i in users if i not in computed]
             if lost:
                 # Created by a concurrent refresh meanwhile: lock and recompute below, with
@@ -316,11 +317,12 @@ def scores_refresh(
         claims: list[tuple] = []
         changes: list[tuple] = []
         for member_id in ids:
-            values, stored = computed[member_id]
+            values, stored_or_none = computed[member_id]
             _, activity, award_points, total, tier, *_ = values
-            if stored is None:  # inserted above with these values
+            if stored_or_none is None:  # inserted above with these values
                 previous_total, previous_tier = 0, 1
             else:
+                stored = stored_or_none
                 previous_total, previous_tier = stored[3], stored[4]
                 if values != stored:
                     changed.append(_score_row(member_id, values, now, postgresql=postgresql))

@@ -6,8 +6,9 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.db import transaction
 
 from swampclub.outages import Dependency
@@ -101,7 +102,7 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _publish(task, options: dict) -> None:
+def _publish(task: Task, options: dict) -> None:
     # A broker outage must never fail the request that committed the work: PostgreSQL holds
     # the pending rows and beat picks them up once the broker is back.
     try:
@@ -112,7 +113,7 @@ def _publish(task, options: dict) -> None:
     broker.succeeded()
 
 
-def _send_trailing(task, options: dict) -> None:
+def _send_trailing(task: Task, options: dict) -> None:
     """The trailing edge: publish once for every wake suppressed in the last interval."""
     with _wake_lock:
         _trailing.pop(task.name, None)
@@ -120,7 +121,7 @@ def _send_trailing(task, options: dict) -> None:
     _publish(task, options)
 
 
-def _send(task, **options) -> None:
+def _send(task: Task, **options: Any) -> None:
     # At most one publish per task per WAKE_INTERVAL_S in this process (monotonic clock,
     # so a wall-clock step never silences wakes), plus one trailing publish when wakes were
     # suppressed. The slot is taken even when the publish fails: a broker outage then costs

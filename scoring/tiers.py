@@ -3,6 +3,7 @@
 from bisect import bisect_right
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -54,7 +55,7 @@ def tiers_between(old: int, new: int) -> list[Tier]:
     return [t for t in tiers_all() if old < t.ordinal <= new]
 
 
-def _clear_cache(*, setting: str, **kwargs) -> None:
+def _clear_cache(*, setting: str, **kwargs: Any) -> None:
     if setting == "TIERS":
         tiers_all.cache_clear()
 

@@ -1,8 +1,10 @@
 """Staff forms. They check the input's shape; the award services enforce the rules."""
 
 import secrets
+from typing import Any
 
 from django import forms
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
@@ -58,7 +60,7 @@ class MemberField(forms.CharField):
         kwargs.setdefault("max_length", USERNAME_MAX)
         super().__init__(**kwargs)
 
-    def clean(self, value):
+    def clean(self, value: Any) -> User | None:
         """Return the member named ``value`` or raise a field error."""
         username = super().clean(value)
         if not username:
@@ -72,17 +74,17 @@ class MemberField(forms.CharField):
 class PointsField(forms.IntegerField):
     """Whole points from 1 to ``awards.rules.points_max()`` (read per request, not at import)."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("min_value", 1)
         super().__init__(**kwargs)
 
-    def widget_attrs(self, widget):
+    def widget_attrs(self, widget: forms.Widget) -> dict[str, Any]:
         """Let the browser check the range too."""
         attrs = super().widget_attrs(widget)
         attrs["max"] = points_max()
         return attrs
 
-    def validate(self, value):
+    def validate(self, value: Any) -> None:
         """Reject more than ``AWARD_MAX_POINTS``."""
         super().validate(value)
         if value is not None and value > points_max():
@@ -121,7 +123,7 @@ class AwardGrantForm(forms.Form):
     # Set by the member page: after a grant the fresh form keeps the member filled in.
     keep_member = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if not self.is_bound and "idempotency_key" not in self.initial:
             self.initial["idempotency_key"] = idempotency_key_new()
@@ -162,9 +164,9 @@ class DateRangeForm(forms.Form):
         required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
     )
 
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         """A range must not end before it starts."""
-        data = super().clean()
+        data = super().clean() or {}
         start, end = data.get("date_from"), data.get("date_to")
         if start and end and end < start:
             self.add_error("date_to", "The end date is before the start date.")
@@ -230,7 +232,7 @@ class ApiKeyCreateForm(forms.Form):
         initial=[ApiKey.SCOPE_INGEST],
     )
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["username"].widget.attrs.update(member_search_attrs("owner-results"))
 

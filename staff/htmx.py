@@ -1,15 +1,11 @@
 """Helpers shared by the staff views."""
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
-from django_htmx.middleware import HtmxDetails
 
-
-class HtmxHttpRequest(HttpRequest):
-    """A request that went through ``HtmxMiddleware`` (for type checkers)."""
-
-    htmx: HtmxDetails
+# Every staff view requires a signed-in staff member (swampclub.http has the request types).
+from swampclub.http import StaffHttpRequest as HtmxHttpRequest
 
 
 def htmx_target(request: HtmxHttpRequest) -> str | None:

@@ -1,13 +1,40 @@
 """Shared view helpers: JSON errors and the HTMX-aware login redirect."""
 
+from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+
+class MemberRequest(HttpRequest):
+    """A request behind ``login_required``: ``user`` is a signed-in member (for type checkers)."""
+
+    user: "User"
+
+
+class HtmxHttpRequest(HttpRequest):
+    """A request that went through ``HtmxMiddleware`` (for type checkers)."""
+
+    htmx: HtmxDetails
+
+
+class StaffHttpRequest(HtmxHttpRequest):
+    """A request behind ``staff_permission_required``: ``user`` is a signed-in staff member
+    (for type checkers)."""
+
+    user: "User"
+
+
+ViewFunc = Callable[..., Any]
 
 
 def json_error(status: int, error: str, **extra: Any) -> JsonResponse:
@@ -22,10 +49,10 @@ class HtmxLoginRedirectMiddleware:
     a fragment of the current page; ``HX-Redirect`` makes the browser navigate instead.
     """
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: HtmxHttpRequest) -> HttpResponse:
         response = self.get_response(request)
         if (
             getattr(request, "htmx", False)
@@ -40,16 +67,16 @@ class HtmxLoginRedirectMiddleware:
         return response
 
 
-def staff_permission_required(*perms: str):
+def staff_permission_required(*perms: str) -> Callable[[ViewFunc], ViewFunc]:
     """Require login (redirect), then ``is_staff`` and every permission in ``perms`` (403).
 
     Anonymous users are sent to the login page (a full-page redirect for HTMX requests, via
     ``HtmxLoginRedirectMiddleware``); a logged-in user without the rights gets 403.
     """
 
-    def decorator(view):
+    def decorator(view: ViewFunc) -> ViewFunc:
         @wraps(view)
-        def wrapped(request, *args, **kwargs):
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             if not request.user.is_staff or not request.user.has_perms(perms):

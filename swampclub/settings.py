@@ -7,13 +7,14 @@ Celery uses kombu's filesystem transport under ``var/``. Same code paths either 
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# Named here, created at startup (swampclub.folders, from ScoringConfig.ready), not on import.
 VAR_DIR = Path(os.environ.get("SWAMPCLUB_VAR_DIR", BASE_DIR / "var"))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -92,7 +93,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "swampclub.sqlite3",
+            "NAME": str(VAR_DIR / "swampclub.sqlite3"),
             "OPTIONS": {
                 # WAL lets the web process read while the worker writes; IMMEDIATE takes the
                 # write lock at BEGIN so concurrent writers wait (busy timeout) instead of
@@ -139,7 +140,6 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # Serve straight from the app/static folders in development and tests; production serves
 # the collected, hashed files (settings_production).
 WHITENOISE_USE_FINDERS = True
@@ -169,12 +169,10 @@ SESSION_COOKIE_HTTPONLY = True
 # --- Celery -----------------------------------------------------------------------------------
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {"visibility_timeout": 3600}
 else:
     # kombu's filesystem transport: a real worker and beat with no server to run.
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed", "control"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     # The host means nothing to this transport, but without one kombu logs "No hostname was
     # supplied. Reverting to default 'localhost'" on every connection.
     CELERY_BROKER_URL = "filesystem://localhost/"

@@ -1,10 +1,13 @@
-"""What the swamp CLI posts to ``/ingest``: the recorded requests and one payload builder.
+"""What clients post to ``/ingest``: the CLI's recorded requests and the one home of the
+test payload builders.
 
 The recorded requests live in ``tests/fixtures/cli-wire/`` (byte-identical copies of the
 shared recordings, so a clean clone has them). Tests that need a CLI payload of their own
-build it with ``cli_entry``/``cli_body``/``cli_headers``, whose output
-``tests/scoring/test_cli_wire.py`` checks against the recordings (same keys, same types), so
-hand-built payloads cannot drift from the real client again.
+build it with ``cli_entry``/``cli_body``/``cli_headers`` (or ``cli_event``/``cli_events``,
+the same entry with an explicit ``timestamp``), whose output ``tests/scoring/test_cli_wire.py``
+checks against the recordings (same keys, same types), so hand-built payloads cannot drift
+from the real client again. ``award_event``/``bot_award_event`` build what an awarding client
+(a key with the ``award`` scope) sends, and ``ingest_post`` posts a body as such a client does.
 """
 
 import json
@@ -135,6 +138,88 @@ def cli_post(client, entries_or_body: Any, key: str, *, version: str = CLI_VERSI
         data=json.dumps(body),
         content_type="application/json",
         headers=cli_headers(key, version=version),
+    )
+
+
+def cli_event(
+    insert_id: str, *, command: str = "model", started_at: datetime | None = None
+) -> dict[str, Any]:
+    """A valid ``cli_invocation`` entry (``cli_entry``) with ``insert_id`` and a
+    ``timestamp`` at its start, so the stored event time is the invocation's."""
+    started = started_at or datetime.now(UTC)
+    event = cli_entry(command=command, started_at=started, duration_ms=120, entry_id=insert_id)
+    event["timestamp"] = _iso(started)
+    return event
+
+
+def cli_events(prefix: str, count: int, *, days: int = 1) -> list[dict[str, Any]]:
+    """``count`` events over the last ``days`` days, cycling through four command groups."""
+    now = datetime.now(UTC)
+    groups = ("model", "workflow", "data", "vault")
+    return [
+        cli_event(
+            f"{prefix}-{n}",
+            command=groups[n % len(groups)],
+            started_at=now - timedelta(days=n % days, minutes=n % 50),
+        )
+        for n in range(count)
+    ]
+
+
+def award_event(
+    username: Any = "ada",
+    *,
+    points: Any = 250,
+    reason: Any = "Fixed the install docs",
+    award_id: str | None = None,
+    insert_id: str | None = None,
+    timestamp: str | None = None,
+    distinct_id: str = "award-bot",
+    **properties: Any,
+) -> dict[str, Any]:
+    """An ``award`` event as an awarding client sends it.
+
+    ``award_id`` is ``properties.awardId``; ``properties`` adds or overrides any other field
+    (``category``, ``public``, ``grantedBy``, or a wrong type on purpose). A field given as
+    None is left out, as a client leaves out what it does not set.
+    """
+    props = {"username": username, "points": points, "reason": reason, "awardId": award_id}
+    props.update(properties)
+    event = {
+        "event": "award",
+        "distinct_id": distinct_id,
+        "timestamp": timestamp,
+        "insert_id": insert_id,
+        "properties": {k: v for k, v in props.items() if v is not None},
+    }
+    return {k: v for k, v in event.items() if v is not None}
+
+
+def bot_award_event(
+    *, username: str, points: int, reason: str, award_id: str, insert_id: str | None = None
+) -> dict[str, Any]:
+    """A complete ``award`` event as the awarding bot sends it: every field set, dated now."""
+    return award_event(
+        username,
+        points=points,
+        reason=reason,
+        award_id=award_id,
+        insert_id=insert_id,
+        timestamp=datetime.now(UTC).isoformat(),
+        category="community",
+        public=True,
+        grantedBy="award-bot",
+    )
+
+
+def ingest_post(client, key: str, body: Any, **headers: str):
+    """POST ``body`` to ``/ingest`` as JSON with the ``x-api-key`` header, as an API client
+    (not the CLI: no CLI user agent) does."""
+    return client.post(
+        "/ingest",
+        data=json.dumps(body),
+        content_type="application/json",
+        headers={"x-api-key": key, **headers},
     )
 
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from scoring.models import OutboxEvent
+from webhooks.models import WebhookEndpoint
 
 TEST_EVENT_TYPE = "webhook.test"  # the staff page's "send a test event"
 # Discord's embed colour for announcements (the site's swamp green).
@@ -46,7 +47,9 @@ def _award_text(payload: dict, *, announce_private: bool) -> str | None:
     return points if announce_private else None
 
 
-def discord_text(*, event_type: str, payload: dict, context: dict, endpoint) -> str | None:
+def discord_text(
+    *, event_type: str, payload: dict, context: dict, endpoint: "WebhookEndpoint"
+) -> str | None:
     """The Discord message text for an event, or ``None`` when it is not announced."""
     user = f"**{_md(payload['username'])}**"
     announce_private = endpoint.private_awards == endpoint.PrivateAwards.POINTS

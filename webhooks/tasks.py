@@ -70,7 +70,9 @@ def deliveries_enqueue(delivery_ids: list[int], *, countdown: float | None = Non
         with app.producer_or_acquire() as producer:
             for delivery_id in delivery_ids:
                 delivery_send_task.apply_async(
-                    (delivery_id,), countdown=countdown, producer=producer
+                    (delivery_id,),
+                    countdown=countdown,  # type: ignore[arg-type]  # None: no delay
+                    producer=producer,
                 )
     except Exception:
         logger.warning("could not queue webhook deliveries; the sweep will", exc_info=True)

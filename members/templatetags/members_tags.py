@@ -84,7 +84,7 @@ def board_rows(page: BoardPage, me: str | None = None) -> SafeString:
         url = escape(head + quote(entry.username, safe=_PATH_SAFE) + tail)
         mark = ' id="me" class="me"' if me is not None and entry.username == me else ""
         if window:
-            loss = " loss" if entry.gain < 0 else ""
+            loss = " loss" if (entry.gain or 0) < 0 else ""
             numbers = (
                 f'<td class="num{loss}">{signed(entry.gain)}</td>'
                 f'<td class="num muted">{num(entry.total_score)}</td>'
@@ -103,6 +103,7 @@ def _award_row(award: AwardRow) -> str:
     revoked = award.revoked
     struck = ' class="revoked"' if revoked else ""
     granted = localtime(award.granted_at)
+    category: str
     if award.category_label:
         category = escape(award.category_label)
     else:
@@ -138,7 +139,7 @@ def award_rows(rows: list[AwardRow]) -> SafeString:
 
 
 @register.filter
-def exact(value) -> str:
+def exact(value: Fraction | int) -> str:
     """An exact number for the score explanation: whole numbers grouped ("1,350"), else a
     decimal when exact ("1.08"), else a fraction ("13/12") — never a rounded float."""
     if value is None:

@@ -96,7 +96,7 @@ def ingest_request_parse(request: HttpRequest) -> IngestPayload:
             415,
             {"error": "unsupported_media_type", "message": "Content-Type must be application/json"},
         )
-    charset = request.content_params.get("charset", "utf-8").lower()
+    charset = (request.content_params or {}).get("charset", "utf-8").lower()
     if charset not in ("utf-8", "utf8"):
         raise IngestRejected(
             415, {"error": "unsupported_media_type", "message": "the charset must be UTF-8"}

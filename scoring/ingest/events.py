@@ -84,7 +84,8 @@ def _events_validate(
             continue
         error_count = len(errors)
 
-        name = event.get("event")
+        # Raw JSON values, checked below (the flags say which are usable).
+        name: Any = event.get("event")
         name_ok = type(name) is str and 0 < len(name) <= MAX_NAME_LENGTH and not name.isspace()
         if not name_ok:
             errors.append({"index": index, "field": "event", "message": NAME_MESSAGE})
@@ -94,7 +95,7 @@ def _events_validate(
         insert_id = event.get("insert_id")
         if insert_id is not None and not is_short_text(insert_id, MAX_INSERT_ID_LENGTH):
             errors.append({"index": index, "field": "insert_id", "message": INSERT_ID_MESSAGE})
-        timestamp = event.get("timestamp")
+        timestamp: Any = event.get("timestamp")
         if timestamp is None:
             timestamp = now
         else:
@@ -103,7 +104,7 @@ def _events_validate(
                 errors.append({"index": index, "field": "timestamp", "message": TIME_MESSAGE})
             elif timestamp > latest:
                 errors.append({"index": index, "field": "timestamp", "message": future_message()})
-        properties = event.get("properties")
+        properties: Any = event.get("properties")
         properties_ok = type(properties) is dict
         if not properties_ok:
             errors.append(

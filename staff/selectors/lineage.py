@@ -4,6 +4,7 @@ the events that were rejected, each list one query however many events the membe
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.contrib.auth.models import User
 from django.db.models import F, Window
 from django.db.models.fields.json import KT
 from django.db.models.functions import Lower, RowNumber
@@ -43,7 +44,7 @@ class GroupLineage:
 
 
 def event_lineage_for_member(
-    *, member, counts: dict[str, int], per_group: int = LINEAGE_PER_GROUP
+    *, member: User, counts: dict[str, int], per_group: int = LINEAGE_PER_GROUP
 ) -> list[GroupLineage]:
     """The latest ``per_group`` processed ``cli_invocation`` events of each command group
     of ``member``, groups sorted by name, with the group's count from ``counts`` (the
@@ -81,7 +82,7 @@ def event_lineage_for_member(
     return sorted(groups.values(), key=lambda g: g.group)
 
 
-def rejected_events_for_member(*, member, limit: int = REJECTED_LIMIT) -> list[LineageEvent]:
+def rejected_events_for_member(*, member: User, limit: int = REJECTED_LIMIT) -> list[LineageEvent]:
     """The member's latest rejected events (any type) with the reason each was rejected.
     One query."""
     rows = (

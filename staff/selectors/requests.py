@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from django.contrib.auth.models import User
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -41,7 +42,7 @@ def _base() -> QuerySet[AwardRequest]:
 
 
 def award_requests_list(
-    *, state: str | None = None, requested_by=None, limit: int = LIST_LIMIT
+    *, state: str | None = None, requested_by: User | None = None, limit: int = LIST_LIMIT
 ) -> list[RequestRow]:
     """Requests newest first (at most ``limit``), optionally of one state or one requester.
 

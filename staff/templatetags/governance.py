@@ -2,6 +2,7 @@
 
 from django import template
 from django.conf import settings
+from django.template import Context
 
 from awards.budgets import Budget, budget_get
 
@@ -9,7 +10,7 @@ register = template.Library()
 
 
 @register.simple_tag(takes_context=True)
-def grant_budget(context) -> Budget | None:
+def grant_budget(context: Context) -> Budget | None:
     """The current user's grant budget (None without a signed-in user). Two queries."""
     request = context.get("request")
     user = getattr(request, "user", None)

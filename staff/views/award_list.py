@@ -2,7 +2,7 @@
 
 from collections.abc import Iterator
 
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
 from staff.csv_export import csv_cell, csv_download
@@ -34,7 +34,7 @@ CSV_COLUMNS = [
 
 @require_GET
 @staff_permission_required("awards.view_award")
-def award_list_view(request: HtmxHttpRequest) -> HttpResponse:
+def award_list_view(request: HtmxHttpRequest) -> HttpResponse | StreamingHttpResponse:
     """The filtered, paginated list (``#award-results`` for HTMX) or ``?format=csv``.
 
     Invalid filters show their errors beside the fields and list nothing rather than

@@ -1,11 +1,14 @@
 """Bulk grant: upload a CSV, read the dry run, confirm; large files run as a task."""
 
+import uuid
+
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from awards.bulk import MAX_BYTES, SYNC_MAX_ROWS, bulk_dry_run, bulk_job_confirm, bulk_job_get
+from awards.models import BulkGrantJob
 from staff.forms import BulkConfirmForm, BulkUploadForm
 from staff.htmx import HtmxHttpRequest, render_page_or_fragment
 from swampclub.http import staff_permission_required
@@ -20,7 +23,7 @@ def _render(request: HtmxHttpRequest, context: dict, *, status: int = 200) -> Ht
     return render(request, name, context, status=status)
 
 
-def _job_response(request: HtmxHttpRequest, job) -> HttpResponse:
+def _job_response(request: HtmxHttpRequest, job: BulkGrantJob) -> HttpResponse:
     if not request.htmx:
         return redirect("staff:award-bulk-job", token=job.token)
     return _render(request, {"job": job})
@@ -64,13 +67,14 @@ def bulk_grant_view(request: HtmxHttpRequest) -> HttpResponse:
     if form.cleaned_data["confirm"]:
         if not report.ok:
             return _render(request, {"report": report, "confirm_refused": True}, status=422)
-        return _job_response(request, bulk_job_confirm(token=report.job.token, user=request.user))
+        token = report.job.token  # type: ignore[union-attr]  # a report that is ok has its job
+        return _job_response(request, bulk_job_confirm(token=token, user=request.user))
     return _render(request, {"report": report})
 
 
 @require_GET
 @staff_permission_required("awards.add_award")
-def bulk_job_view(request: HtmxHttpRequest, token) -> HttpResponse:
+def bulk_job_view(request: HtmxHttpRequest, token: uuid.UUID) -> HttpResponse:
     """A confirmed job's progress: the page, or ``#bulk-job`` while it polls for itself."""
     job = bulk_job_get(token=token, user=request.user)
     if job is None:

@@ -1,9 +1,11 @@
 """The grant form (SPEC §8 form contract) with its inline validation, preview and search."""
 
+from typing import Any, cast
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpResponse, HttpResponseBadRequest
+from django.http import HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
@@ -11,8 +13,9 @@ from django_htmx.http import trigger_client_event
 from audit.middleware import audit_exempt
 from awards.models import Award
 from awards.recipients import grant_preview
-from awards.requests import RequestConflict, award_grant_or_request
+from awards.requests import GovernedResult, RequestConflict, award_grant_or_request
 from awards.services import AwardConflict
+from scoring.scores import ScoreResult
 from scoring.tiers import tier_for_total
 from staff.forms import AwardGrantForm, PreviewForm, add_service_error, idempotency_key_new
 from staff.htmx import HtmxHttpRequest, htmx_target
@@ -25,7 +28,7 @@ TEMPLATE = "staff/award_grant.html"
 VALIDATED_FIELDS = {"username", "points", "reason", "category", "staff_note"}
 
 
-def _page_context(request: HtmxHttpRequest, form: AwardGrantForm, **extra) -> dict:
+def _page_context(request: HtmxHttpRequest, form: AwardGrantForm | None, **extra: Any) -> dict:
     return {
         "form": form,
         "recent_awards": awards_recent(limit=8),
@@ -72,8 +75,9 @@ def award_grant_view(request: HtmxHttpRequest) -> HttpResponse:
             if isinstance(error, AwardConflict | RequestConflict):
                 # This rendering was already used for a different award; a new key lets the
                 # staff member grant the edited values deliberately with the next submit.
-                form.data = form.data.copy()
-                form.data["idempotency_key"] = idempotency_key_new()
+                data = cast(QueryDict, form.data).copy()
+                data["idempotency_key"] = idempotency_key_new()
+                form.data = data
         else:
             return _granted(request, form, result)
     if request.htmx:
@@ -82,7 +86,9 @@ def award_grant_view(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, TEMPLATE, _page_context(request, form), status=422)
 
 
-def _granted(request: HtmxHttpRequest, form: AwardGrantForm, result) -> HttpResponse:
+def _granted(
+    request: HtmxHttpRequest, form: AwardGrantForm, result: GovernedResult
+) -> HttpResponse:
     data = form.cleaned_data
     member = data["username"]
     if result.request is not None:
@@ -122,8 +128,10 @@ def _granted(request: HtmxHttpRequest, form: AwardGrantForm, result) -> HttpResp
     return response
 
 
-def _requested_message(username: str, result) -> str:
+def _requested_message(username: str, result: GovernedResult) -> str:
     request = result.request
+    if request is None:  # a routed request always carries its row
+        raise ValueError("not a request result")
     if not result.created:
         return (
             f"Already requested: this form was submitted before (request #{request.pk}, "
@@ -136,7 +144,7 @@ def _requested_message(username: str, result) -> str:
     )
 
 
-def _granted_message(username: str, points: int, score) -> str:
+def _granted_message(username: str, points: int, score: ScoreResult | None) -> str:
     message = f"Granted {points:,} points to {username}."
     if score is None:
         return message

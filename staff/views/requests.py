@@ -1,7 +1,10 @@
 """Award requests: the list (HTML or JSON), approve and reject (SPEC §10 Governance)."""
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -12,18 +15,18 @@ from awards.models import AwardRequest
 from awards.request_decisions import award_request_approve, award_request_reject
 from staff.forms import RequestRejectForm
 from staff.htmx import HtmxHttpRequest, render_page_or_fragment
-from staff.selectors.requests import award_request_row, award_requests_list
+from staff.selectors.requests import RequestRow, award_request_row, award_requests_list
 from swampclub.http import staff_permission_required
 
 TEMPLATE = "staff/award_requests.html"
 STATES = {choice for choice, _ in AwardRequest.State.choices}
 
 
-def _may_see(user) -> bool:
+def _may_see(user: User) -> bool:
     return user.has_perm("awards.add_award") or user.has_perm("awards.approve_award")
 
 
-def _reason_visible(row, user) -> bool:
+def _reason_visible(row: RequestRow, user: User) -> bool:
     return row.request.public or user.has_perm("awards.view_award")
 
 
@@ -81,7 +84,7 @@ def _done(request: HtmxHttpRequest, message: str, event: str, request_id: int) -
     return response
 
 
-def _page_context(request: HtmxHttpRequest, **extra) -> dict:
+def _page_context(request: HtmxHttpRequest, **extra: Any) -> dict:
     return {
         "rows": award_requests_list(),
         "mine": award_requests_list(requested_by=request.user, limit=20),
@@ -128,7 +131,9 @@ def award_request_reject_view(request: HtmxHttpRequest, request_id: int) -> Http
     _get_or_404(request_id)
     form = RequestRejectForm(request.POST)
     if not form.is_valid():
-        return _refused(request, " ".join(form.errors.get("reason", ["Invalid reason."])), 422)
+        return _refused(
+            request, " ".join(str(e) for e in form.errors.get("reason", ["Invalid reason."])), 422
+        )
     try:
         award_request_reject(
             request_id=request_id, rejecter=request.user, reason=form.cleaned_data["reason"]

@@ -6,6 +6,8 @@ shows a job's progress (polling itself while it runs) and its report. Dry runs n
 ``scoring.view_scoringrules``; applying needs ``scoring.change_scoringrules`` as well.
 """
 
+from typing import Any
+
 from django import forms
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -30,9 +32,9 @@ class RescoreForm(forms.Form):
     version = forms.TypedChoiceField(coerce=int, choices=())
     kind = forms.ChoiceField(choices=RescoreJob.Kind.choices)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["version"].choices = [
+        self.fields["version"].choices = [  # type: ignore[attr-defined]  # a TypedChoiceField
             (v, f"version {v}") for v in ScoringRules.objects.values_list("version", flat=True)
         ]
 

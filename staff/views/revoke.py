@@ -1,16 +1,21 @@
 """``/staff/awards/<id>/revoke``: take an award back, with a reason (SPEC §8)."""
 
+from collections.abc import Mapping
+from typing import Any
+
 from django import forms
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 from django_htmx.http import trigger_client_event
 
 from awards.audited import award_revoke_audited
+from awards.models import Award
 from awards.rules import REASON_MAX, REASON_MIN
 from awards.selectors import award_get
+from staff.htmx import HtmxHttpRequest
 from swampclub.http import staff_permission_required
 
 TEMPLATE = "staff/award_revoke.html"
@@ -27,7 +32,7 @@ class RevokeForm(forms.Form):
     )
 
 
-def revoke_form_for(award, data=None) -> RevokeForm:
+def revoke_form_for(award: Award, data: Mapping[str, Any] | None = None) -> RevokeForm:
     """The revoke form of one award, with element ids of its own (many share a page)."""
     return RevokeForm(data, auto_id=f"id_revoke_{award.pk}_%s")
 
@@ -38,7 +43,7 @@ def _member_page(username: str) -> str:
 
 @require_http_methods(["GET", "POST"])
 @staff_permission_required("awards.add_awardrevocation")
-def award_revoke_view(request: HttpRequest, award_id: int) -> HttpResponse:
+def award_revoke_view(request: HtmxHttpRequest, award_id: int) -> HttpResponse:
     """Confirm (GET) and revoke (POST, field ``reason``) one award.
 
     Invalid input revokes nothing and answers 422 with the error beside the field (the

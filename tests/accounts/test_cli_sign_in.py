@@ -14,9 +14,8 @@ from scoring.consumer import events_consume
 from scoring.models import ApiKey, UserScore
 from scoring.scores import scores_process_batch
 from tests.accounts.conftest import FIXTURES
-from tests.cli_wire import FIXTURES_DIR, fixture_load
+from tests.cli_wire import FIXTURES_DIR, cli_event, fixture_load
 from tests.factories import UserFactory
-from tests.reliability.payloads import cli_event
 from tests.scoring.test_cli_wire import RECORDED_DAY, post_recorded
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,5 @@
 """The time rules for the ``award`` event: no future timestamps, no future ``granted_at``."""
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -8,24 +7,14 @@ import pytest
 from awards.models import Award
 from scoring.consumer import events_consume
 from scoring.models import TelemetryEvent
+from tests.cli_wire import award_event, ingest_post
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def post_award(client, key: str, timestamp: str):
-    body = {
-        "event": "award",
-        "distinct_id": "award-bot",
-        "timestamp": timestamp,
-        "properties": {"username": "ada", "points": 250, "reason": "Fixed the install docs"},
-    }
-    return client.post(
-        "/ingest",
-        data=json.dumps(body),
-        content_type="application/json",
-        headers={"x-api-key": key},
-    )
+    return ingest_post(client, key, award_event(timestamp=timestamp))
 
 
 def test_an_award_dated_in_year_9999_is_refused(client, award_key):

@@ -15,6 +15,8 @@ from awards.models import Award
 from scoring.consumer import events_consume
 from scoring.models import MemberMetrics, MetricsSnapshot, TelemetryEvent, UserScore
 from scoring.registry import event_type_get, event_type_register
+from tests import cli_wire as wire
+from tests.cli_wire import ingest_post
 from tests.factories import TelemetryEventFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -29,26 +31,12 @@ def ada(db):
 
 
 def award_event(username="ada", *, insert_id=None, timestamp=TIMESTAMP, **properties):
-    """An award event as an API client sends it (``None`` values are left out)."""
-    props = {"username": username, "points": 250, "reason": "Fixed the install docs"}
-    props.update(properties)
-    event = {
-        "event": "award",
-        "distinct_id": "award-bot",
-        "timestamp": timestamp,
-        "insert_id": insert_id,
-        "properties": {k: v for k, v in props.items() if v is not None},
-    }
-    return {k: v for k, v in event.items() if v is not None}
+    """An award event as an API client sends it, dated ``TIMESTAMP`` unless told otherwise
+    (``tests.cli_wire.award_event``: ``None`` values are left out)."""
+    return wire.award_event(username, insert_id=insert_id, timestamp=timestamp, **properties)
 
 
-def post(client, key: str, body):
-    return client.post(
-        "/ingest",
-        data=json.dumps(body),
-        content_type="application/json",
-        headers={"x-api-key": key},
-    )
+post = ingest_post
 
 
 def points_of(member) -> int:

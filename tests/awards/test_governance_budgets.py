@@ -1,6 +1,5 @@
 """Granter budgets: at most AWARD_GRANTER_BUDGET points per granter per rolling 30 days."""
 
-import json
 from datetime import timedelta
 
 import pytest
@@ -15,7 +14,9 @@ from awards.requests import award_grant_or_request
 from scoring.apikeys import api_key_create
 from scoring.consumer import events_consume
 from scoring.models import TelemetryEvent
+from tests import cli_wire as wire
 from tests.awards.conftest import staff_with
+from tests.cli_wire import ingest_post
 from tests.factories import AwardFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -147,23 +148,17 @@ def test_superusers_are_held_to_the_budget_unless_a_setting_exempts_them(governa
 
 
 def award_event(username, points, award_id, insert_id=None):
-    return {
-        "event": "award",
-        "distinct_id": "bot",
-        "insert_id": insert_id or award_id,
-        "properties": {
-            "username": username,
-            "points": points,
-            "reason": "Shipped it",
-            "awardId": award_id,
-        },
-    }
-
-
-def post(client, key, body):
-    return client.post(
-        "/ingest", json.dumps(body), content_type="application/json", headers={"x-api-key": key}
+    return wire.award_event(
+        username,
+        points=points,
+        reason="Shipped it",
+        award_id=award_id,
+        insert_id=insert_id or award_id,
+        distinct_id="bot",
     )
+
+
+post = ingest_post
 
 
 @pytest.fixture

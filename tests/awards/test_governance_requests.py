@@ -16,7 +16,9 @@ from awards.requests import award_grant_or_request
 from awards.tasks import award_requests_expire_task
 from scoring.consumer import events_consume
 from scoring.models import MemberMetrics, TelemetryEvent, UserScore
+from tests import cli_wire as wire
 from tests.awards.conftest import staff_with
+from tests.cli_wire import ingest_post
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -290,24 +292,16 @@ def test_dashboard_lists_pending_requests_with_the_preview(governance, client, r
 
 
 def award_event(points=25_000, insert_id="evt-1", award_id="gh-1"):
-    return {
-        "event": "award",
-        "distinct_id": "award-bot",
-        "insert_id": insert_id,
-        "timestamp": "2026-11-24T10:15:00Z",
-        "properties": {
-            "username": "ada",
-            "points": points,
-            "reason": "Shipped the plugin",
-            "awardId": award_id,
-        },
-    }
-
-
-def post(client, key, body):
-    return client.post(
-        "/ingest", json.dumps(body), content_type="application/json", headers={"x-api-key": key}
+    return wire.award_event(
+        points=points,
+        reason="Shipped the plugin",
+        award_id=award_id,
+        insert_id=insert_id,
+        timestamp="2026-11-24T10:15:00Z",
     )
+
+
+post = ingest_post
 
 
 @pytest.fixture

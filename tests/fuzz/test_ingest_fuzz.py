@@ -3,13 +3,16 @@
 Whatever arrives — random JSON, wrong types, huge strings, deep nesting, NUL and lone
 surrogates, missing fields, boundary numbers, bytes that are not JSON at all — the answer is
 never a 5xx, a refused request stores nothing, an accepted one stores exactly what it says,
-and every 400 names the offending field.
+and every 400 names the offending field. Three kinds of body: mutations of valid events,
+documents shaped like the envelope with any values in its fields (mostly plausible CLI
+events, so they reach the INSERT), and raw bytes under either media type.
 """
 
 import json
 from typing import Any
 
 import pytest
+from django.db import transaction
 from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,8 +20,9 @@ from hypothesis import strategies as st
 from awards.models import Award
 from scoring.apikeys import api_key_create
 from scoring.models import MemberMetrics, TelemetryEvent
+from tests.cli_wire import bot_award_event, cli_event
 from tests.factories import UserFactory
-from tests.reliability.payloads import award_event, cli_event
+from tests.scoring.test_ingest import cli_event as recorded_cli_event
 
 pytestmark = pytest.mark.django_db
 
@@ -90,7 +94,9 @@ def mutated_events(draw, *, recipient: str) -> dict[str, Any]:
         event = cli_event(f"fuzz-{n}")
         paths = PROPERTY_PATHS
     else:
-        event = award_event(username=recipient, points=5, reason="fuzzed award", award_id=f"a{n}")
+        event = bot_award_event(
+            username=recipient, points=5, reason="fuzzed award", award_id=f"a{n}"
+        )
         paths = AWARD_PATHS
     replacement = json_values | huge_text | deep_values
     for _ in range(draw(st.integers(min_value=1, max_value=3))):
@@ -145,6 +151,77 @@ def _bodies(recipient: str):
     return encoded | raw
 
 
+# Documents shaped like the envelope: its fields present or not, holding any value.
+timestamps = (
+    st.datetimes().map(lambda dt: dt.isoformat())
+    | st.sampled_from(["2026-11-24T10:00:00Z", "2026-02-30T00:00:00Z", "", "Z", "9999-12-31"])
+    | json_values
+)
+cli_properties = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": hostile_text | json_values,
+        "invocation": st.fixed_dictionaries(
+            {}, optional={"command": hostile_text | json_values, "args": json_values}
+        )
+        | json_values,
+        "startedAt": timestamps,
+        "username": hostile_text,
+    },
+)
+award_properties = st.fixed_dictionaries(
+    {},
+    optional={
+        "username": hostile_text | st.just("fuzz-recipient"),
+        "points": json_values | st.integers(min_value=-5, max_value=10**6),
+        "reason": hostile_text | json_values,
+        "category": hostile_text,
+        "public": json_values,
+        "awardId": hostile_text | json_values,
+    },
+)
+shaped_events = st.fixed_dictionaries(
+    {"event": st.sampled_from(["cli_invocation", "award", "mystery", ""]) | json_values},
+    optional={
+        "distinct_id": hostile_text | json_values,
+        "insert_id": hostile_text | json_values,
+        "timestamp": timestamps,
+        "properties": cli_properties | award_properties | json_values,
+    },
+)
+
+
+def _plausible(insert_id, distinct_id, command, extras, timestamp):
+    event = recorded_cli_event(0, insert_id=insert_id, distinct_id=distinct_id, timestamp=timestamp)
+    event["properties"]["invocation"]["command"] = command
+    event["properties"].update(extras)
+    return event
+
+
+# Mostly valid cli_invocation events with odd but legal values: these reach the INSERT.
+plausible_events = st.builds(
+    _plausible,
+    insert_id=st.text(min_size=1, max_size=100),
+    distinct_id=st.text(min_size=1, max_size=200),
+    command=st.text(min_size=1, max_size=100),
+    extras=st.dictionaries(st.text(max_size=10), json_values, max_size=3),
+    timestamp=st.datetimes(timezones=st.timezones()).map(lambda dt: dt.isoformat()),
+)
+shaped_payloads = (
+    shaped_events
+    | plausible_events
+    | st.fixed_dictionaries(
+        {"events": st.lists(plausible_events | shaped_events, min_size=1, max_size=6) | json_values}
+    )
+    | json_values
+)
+
+
+def _encode(payload, ensure_ascii: bool) -> bytes:
+    # Without ASCII escapes a lone surrogate becomes bytes that are not valid UTF-8.
+    return json.dumps(payload, ensure_ascii=ensure_ascii).encode("utf-8", "surrogatepass")
+
+
 def _counts() -> tuple[int, int, int]:
     return (
         TelemetryEvent.objects.count(),
@@ -164,9 +241,15 @@ def fuzz_client(client):
     return client
 
 
-def _check(client, body: bytes) -> None:
+@pytest.fixture
+def ingest_only_key():
+    """The plaintext of a key without the ``award`` scope (award events are then 403)."""
+    return api_key_create(owner=UserFactory(username="fuzz-cli"), scopes=["ingest"])[1]
+
+
+def _check(client, body: bytes, *, content_type: str = "application/json", **headers) -> None:
     before = _counts()
-    response = client.post("/ingest", data=body, content_type="application/json")
+    response = client.post("/ingest", data=body, content_type=content_type, **headers)
     status = response.status_code
     assert status in ALLOWED, (status, body[:300], response.content[:500])
     payload = response.json()
@@ -193,6 +276,27 @@ def _check(client, body: bytes) -> None:
 def test_hostile_bodies_never_5xx_never_half_stored(fuzz_client, data):
     body = data.draw(_bodies("fuzz-recipient"), label="body")
     _check(fuzz_client, body)
+
+
+@override_settings(INGEST_RATE_LIMIT=10**9)
+@settings(FUZZ, max_examples=250)
+@given(payload=shaped_payloads, ensure_ascii=st.booleans(), award_scope=st.booleans())
+def test_any_json_body_gets_a_deliberate_answer(
+    fuzz_client, ingest_only_key, payload, ensure_ascii, award_scope
+):
+    # Both keys: with the award scope, and without it (award events are then refused).
+    headers = {} if award_scope else {"HTTP_X_API_KEY": ingest_only_key}
+    # Each example in a savepoint: a failure in one must not poison the next.
+    with transaction.atomic():
+        _check(fuzz_client, _encode(payload, ensure_ascii), **headers)
+
+
+@override_settings(INGEST_RATE_LIMIT=10**9)
+@settings(FUZZ, max_examples=100)
+@given(body=st.binary(max_size=200), content_type=st.sampled_from(["application/json", "x/y"]))
+def test_any_bytes_get_a_deliberate_answer(fuzz_client, ingest_only_key, body, content_type):
+    with transaction.atomic():
+        _check(fuzz_client, body, content_type=content_type, HTTP_X_API_KEY=ingest_only_key)
 
 
 @override_settings(INGEST_RATE_LIMIT=10**9)

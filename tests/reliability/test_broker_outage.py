@@ -9,9 +9,9 @@ import pytest
 
 from scoring.apikeys import api_key_create
 from scoring.models import MetricsSnapshot, TelemetryEvent, UserScore
+from tests.cli_wire import cli_events
 from tests.factories import UserFactory
 from tests.reliability.harness import http_post_json, wait_until
-from tests.reliability.payloads import cli_events
 from tests.reliability.replay import assert_ledger_consistent
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

@@ -11,9 +11,9 @@ from scoring.apikeys import api_key_create
 from scoring.consumer import events_consume
 from scoring.models import TelemetryEvent
 from scoring.scores import scores_process_batch
+from tests.cli_wire import cli_event, cli_events
 from tests.factories import UserFactory
 from tests.reliability.harness import TcpCutoff, http_post_json, wait_until
-from tests.reliability.payloads import cli_event, cli_events
 from tests.reliability.replay import assert_ledger_consistent
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

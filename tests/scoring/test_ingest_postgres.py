@@ -12,6 +12,7 @@ from scoring import registry
 from scoring.ingest import IngestPayload, IngestRejected, IngestResult, events_ingest
 from scoring.models import TelemetryEvent
 from scoring.registry import EventType, HandleResult
+from tests.concurrency import errors_of, run_together
 from tests.scoring.test_ingest import cli_event
 
 pytestmark = [
@@ -40,28 +41,15 @@ def woken(monkeypatch):
 def test_concurrent_posts_of_one_batch_store_each_event_once(ingest_key, woken):
     _, raw = ingest_key
     body = json.dumps({"events": [cli_event(n) for n in range(200)]})
-    barrier = threading.Barrier(2)
-    answers = []
-    failures = []
 
     def send():
-        try:
-            client = Client()
-            barrier.wait(timeout=10)
-            response = client.post(
-                "/ingest", data=body, content_type="application/json", headers={"x-api-key": raw}
-            )
-            answers.append((response.status_code, response.json()))
-        except Exception as exc:  # reported below; a thread must not die silently
-            failures.append(exc)
-        finally:
-            connections.close_all()
+        response = Client().post(
+            "/ingest", data=body, content_type="application/json", headers={"x-api-key": raw}
+        )
+        return response.status_code, response.json()
 
-    threads = [threading.Thread(target=send) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    answers = run_together([send, send], timeout=10)
+    failures = errors_of(answers)
 
     assert failures == []
     assert [status for status, _ in answers] == [202, 202]

@@ -31,6 +31,7 @@ from scoring.models import (
     UserScore,
 )
 from scoring.scores import scores_refresh, utc_today
+from tests.cli_wire import cli_entry
 from tests.factories import TelemetryEventFactory, UserFactory
 
 needs_postgres = pytest.mark.skipif(
@@ -189,28 +190,17 @@ def _cli_event(n: int, command: str, day, hour: int = 10) -> dict:
     started = datetime.combine(day, day_time(hour, 0, n % 60), tzinfo=UTC)
     started = min(started, timezone.now().replace(second=n % 60, microsecond=0))
     at = started.isoformat().replace("+00:00", "Z")
-    return {
-        "event": "cli_invocation",
-        "distinct_id": "device-worker-test",
-        "timestamp": at,
-        "properties": {
-            "id": f"worker-test-{n:05d}",
-            "invocation": {
-                "command": command,
-                "subcommand": "run",
-                "args": [],
-                "optionKeys": [],
-                "globalOptions": [],
-            },
-            "result": {"status": "success", "exitCode": 0},
-            "startedAt": at,
-            "completedAt": at,
-            "durationMs": 80,
-            "swampVersion": "1.4.0",
-            "denoVersion": "2.1.0",
-            "platform": "linux",
-        },
-    }
+    event = cli_entry(
+        command=command,
+        started_at=started,
+        duration_ms=80,
+        entry_id=f"worker-test-{n:05d}",
+        distinct_id="device-worker-test",
+        repo_id=None,
+    )
+    del event["insert_id"]  # the default: properties.id
+    event["timestamp"] = at
+    return event
 
 
 @pytest.mark.slow

@@ -2,12 +2,11 @@
 first rows inserted once; values with quotes and backslashes survive the array path; every
 write carries the rules version, as_of and inputs the explanation is built from."""
 
-import threading
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection, connections
+from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
@@ -23,6 +22,7 @@ from scoring.models import (
 from scoring.rules import rules_activate
 from scoring.scores import scores_refresh
 from swampclub.dialect import _array_literal
+from tests.concurrency import errors_of, run_together
 from tests.factories import UserFactory
 from tests.scoring.helpers import members_batch
 from tests.scoring.test_scores import AS_OF, _days, _metrics
@@ -227,23 +227,11 @@ def test_concurrent_first_refreshes_create_each_row_once_with_the_latest_metrics
     for m in members:
         _metrics(m, counts={"model": 2}, dates=_days(1))
     ids = [m.pk for m in members]
-    barrier = threading.Barrier(4)
-    errors: list[BaseException] = []
 
     def refresh() -> None:
-        try:
-            barrier.wait()
-            scores_refresh(member_ids=ids, as_of=AS_OF)
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
+        scores_refresh(member_ids=ids, as_of=AS_OF)
 
-    threads = [threading.Thread(target=refresh) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = errors_of(run_together([refresh] * 4))
     assert errors == []
     assert UserScore.objects.count() == 20
     # One history row and one tier-1 claim per member: nobody scored a member twice from 0.

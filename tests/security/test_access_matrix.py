@@ -15,7 +15,7 @@ import pytest
 from django.test import Client
 
 from scoring.models import TelemetryEvent
-from tests.reliability.payloads import award_event, cli_event
+from tests.cli_wire import bot_award_event, cli_event
 from tests.security.access import (
     ADMIN_LOGIN,
     EXPECTED,
@@ -78,7 +78,7 @@ def test_ingest_answers_each_key_by_what_its_owner_may_do_now(world, role, setti
     ingest = Client(HTTP_X_API_KEY=values["keys"][role])
     bodies = (
         cli_event(f"matrix-{role}"),
-        award_event(username=values["member"], points=5, reason="Matrix", award_id=f"m-{role}"),
+        bot_award_event(username=values["member"], points=5, reason="Matrix", award_id=f"m-{role}"),
     )
     got = []
     for body in bodies:

@@ -15,8 +15,8 @@ from django.test import Client
 from scoring import apikeys
 from scoring.apikeys import api_key_authenticate, api_key_create, api_key_revoke
 from scoring.models import ApiKey
+from tests.cli_wire import cli_event
 from tests.factories import UserFactory
-from tests.reliability.payloads import cli_event
 
 pytestmark = pytest.mark.django_db
 

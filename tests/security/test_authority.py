@@ -25,8 +25,8 @@ from scoring.apikeys import (
 )
 from scoring.consumer import events_consume
 from scoring.models import ApiKey, TelemetryEvent
+from tests.cli_wire import bot_award_event, cli_event, cli_events
 from tests.factories import UserFactory, granter_make
-from tests.reliability.payloads import award_event, cli_event, cli_events
 
 pytestmark = pytest.mark.django_db
 
@@ -92,10 +92,8 @@ def test_key_manager_creates_ingest_keys_for_members_and_revokes_any_key(
 
     warden_key, raw = api_key_create(owner=warden, scopes=["award"], created_by=warden)
     assert client.post(f"/staff/api-keys/{warden_key.pk}/revoke").status_code == 302
-    assert (
-        _post(raw, award_event(username=member.username, points=1, reason="Hi", award_id="r"))[0]
-        == 401
-    )
+    event = bot_award_event(username=member.username, points=1, reason="Hi", award_id="r")
+    assert _post(raw, event)[0] == 401
 
 
 def test_key_manager_cannot_give_the_award_scope_even_to_themselves(key_manager):
@@ -157,12 +155,12 @@ def test_award_key_follows_the_owners_group_permission(member):
 )
 def test_a_demoted_owners_award_key_is_403_and_stores_nothing(warden, member, demotion):
     _, raw = api_key_create(owner=warden, scopes=["ingest", "award"])
-    first = award_event(username=member.username, points=5, reason="Before", award_id="a1")
+    first = bot_award_event(username=member.username, points=5, reason="Before", award_id="a1")
     assert _post(raw, first)[0] == 202
 
     _demote(warden, **demotion)
     stored = TelemetryEvent.objects.count()
-    later = award_event(username=member.username, points=5, reason="After", award_id="a2")
+    later = bot_award_event(username=member.username, points=5, reason="After", award_id="a2")
     status, body = _post(raw, later)
 
     assert status == 403
@@ -176,15 +174,11 @@ def test_a_demoted_owners_award_key_is_403_and_stores_nothing(warden, member, de
 def test_rights_given_back_restore_the_award_scope(warden, member):
     _, raw = api_key_create(owner=warden, scopes=["award"])
     _demote(warden)
-    assert (
-        _post(raw, award_event(username=member.username, points=1, reason="No", award_id="x"))[0]
-        == 403
-    )
+    event = bot_award_event(username=member.username, points=1, reason="No", award_id="x")
+    assert _post(raw, event)[0] == 403
     granter_make(warden)
-    assert (
-        _post(raw, award_event(username=member.username, points=1, reason="Yes", award_id="y"))[0]
-        == 202
-    )
+    event = bot_award_event(username=member.username, points=1, reason="Yes", award_id="y")
+    assert _post(raw, event)[0] == 202
 
 
 def test_an_inactive_owners_key_is_403_for_every_event(warden, member):
@@ -194,7 +188,7 @@ def test_an_inactive_owners_key_is_403_for_every_event(warden, member):
 
     for body in (
         cli_event("inactive-1"),
-        award_event(username=member.username, points=1, reason="Hi", award_id="i"),
+        bot_award_event(username=member.username, points=1, reason="Hi", award_id="i"),
     ):
         status, answer = _post(raw, body)
         assert status == 403
@@ -206,7 +200,7 @@ def test_an_award_accepted_before_the_demotion_grants_nothing(warden, member):
     # Accepted while the owner could grant, consumed after the rights were taken away: the
     # consumer asks again and rejects the event with the reason.
     _, raw = api_key_create(owner=warden, scopes=["award"])
-    body = award_event(username=member.username, points=100_000, reason="Late", award_id="late")
+    body = bot_award_event(username=member.username, points=100_000, reason="Late", award_id="late")
     assert _post(raw, body)[0] == 202
     _demote(warden)
 

@@ -9,8 +9,8 @@ from django.core.cache import cache
 from scoring.apikeys import api_key_create, api_key_revoke
 from scoring.ingest import MAX_DEPTH
 from scoring.models import TelemetryEvent
+from tests.cli_wire import bot_award_event, cli_event
 from tests.factories import UserFactory
-from tests.reliability.payloads import award_event, cli_event
 
 pytestmark = pytest.mark.django_db
 
@@ -133,7 +133,7 @@ def test_award_event_without_the_award_scope_is_403_and_stores_nothing(client, k
     batch = {
         "events": [
             cli_event("scope-1"),
-            award_event(username="heron", points=10, reason="Helped out", award_id="s-1"),
+            bot_award_event(username="heron", points=10, reason="Helped out", award_id="s-1"),
         ]
     }
     response = _post(client, batch, key=key)

@@ -1,16 +1,16 @@
 """Deliveries to a real HTTP receiver that verifies signatures with ``standardwebhooks``."""
 
 import json
-import threading
 import time
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 
 from awards.models import Award
 from awards.services import award_grant, award_revoke
 from scoring.models import OutboxEvent
+from tests.concurrency import errors_of, run_together
 from tests.factories import UserFactory
 from tests.webhooks.helpers import drain
 from tests.webhooks.receiver import free_port
@@ -298,23 +298,11 @@ def test_fifty_concurrent_grants_of_one_key_deliver_one_event(receivers):
     member = UserFactory()
     receiver = receivers()
     endpoint_for(receiver, events=["award.granted"])
-    barrier = threading.Barrier(50)
-    errors = []
 
     def work():
-        try:
-            barrier.wait(timeout=30)
-            grant(member, granter, points=700, key="summit-keynote")
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connections.close_all()
+        grant(member, granter, points=700, key="summit-keynote")
 
-    threads = [threading.Thread(target=work) for _ in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    errors = errors_of(run_together([work] * 50))
     assert not errors
     drain()
     assert Award.objects.count() == 1

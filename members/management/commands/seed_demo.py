@@ -12,12 +12,14 @@ nothing pending. Dates are relative to today (UTC) on the first run, so streaks 
 
 import random
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from io import StringIO
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from awards.models import Award
@@ -153,10 +155,10 @@ def _member_events(rng: random.Random, archetype: str, now: datetime) -> list:
 class Command(BaseCommand):
     help = "Create the demo members, keys and telemetry, and run it through the pipeline."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--seed", type=int, default=2026, help="random seed (default 2026)")
 
-    def handle(self, *args, seed: int, **options) -> None:
+    def handle(self, *args: Any, seed: int, **options: Any) -> None:
         rng = random.Random(seed)  # noqa: S311 - demo data, not secrets
         now = datetime.now(UTC)
         user_model = get_user_model()
@@ -242,7 +244,7 @@ def _joined_before(first_event: datetime, handle: str) -> datetime:
     return datetime(day.year, day.month, day.day, 8, tzinfo=UTC)
 
 
-def _award_points_as_of(member_ids: list[int]):
+def _award_points_as_of(member_ids: list[int]) -> Callable[[int, datetime], int]:
     """A function giving a member's award points in force at a moment, from the ledger:
     awards granted by then and not revoked by then."""
     ledger: dict[int, list[tuple[datetime, datetime | None, int]]] = {}

@@ -1,5 +1,7 @@
 """``manage.py check_ledger``: verify every registered invariant; exit 1 listing mismatches."""
 
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError
 
 from scoring.registry import ledger_checks
@@ -11,7 +13,7 @@ class Command(BaseCommand):
         "each mismatch, else print 'ledger ok'."
     )
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         problems = [
             f"[{name}] {problem}"
             for name, check in sorted(ledger_checks().items())

@@ -1,8 +1,10 @@
 """``manage.py create_api_key <username> --scope ingest [--scope award] [--name N]``."""
 
+from typing import Any
+
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from scoring.apikeys import api_key_create
 from scoring.models import ApiKey
@@ -16,7 +18,7 @@ class Command(BaseCommand):
         "an active staff member holding awards.add_award."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username", help="the member who owns the key (and its events)")
         parser.add_argument(
             "--scope",
@@ -28,7 +30,9 @@ class Command(BaseCommand):
         )
         parser.add_argument("--name", default="", help="a label for the key, e.g. the device")
 
-    def handle(self, *args, username: str, scopes: list[str], name: str, **options) -> None:
+    def handle(
+        self, *args: Any, username: str, scopes: list[str], name: str, **options: Any
+    ) -> None:
         user_model = get_user_model()
         try:
             owner = user_model._default_manager.get_by_natural_key(username)

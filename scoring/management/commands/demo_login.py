@@ -1,5 +1,7 @@
 """Ensure the demo staff login exists and print it (used by ``make run``)."""
 
+from typing import Any
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.management.base import BaseCommand
@@ -11,7 +13,7 @@ DEMO_STAFF_PASSWORD = "swamp-warden-demo"  # noqa: S105 - a local demo login, pr
 class Command(BaseCommand):
     help = "Create (if missing) and print the demo staff login."
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         user, created = get_user_model().objects.get_or_create(
             username=DEMO_STAFF_USERNAME, defaults={"is_staff": True, "is_superuser": True}
         )

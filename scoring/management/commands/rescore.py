@@ -6,6 +6,7 @@ tiers when they move), progress on stderr, and last one JSON line: ``{"members",
 """
 
 import json
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -23,7 +24,7 @@ class Command(BaseCommand):
             "--quiet-members", action="store_true", help="print only the summary line"
         )
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         total = rescore_member_count()
 
         def on_moves(moves: list[MemberMove]) -> None:

@@ -1,7 +1,9 @@
 """``manage.py create_webhook_endpoint <url> --event <type> [--event …] [--format …]``."""
 
+from typing import Any
+
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from webhooks.models import WebhookEndpoint
 from webhooks.services import endpoint_create
@@ -10,7 +12,7 @@ from webhooks.services import endpoint_create
 class Command(BaseCommand):
     help = "Create a webhook endpoint; prints its signing secret (whsec_…) on the last line."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("url")
         parser.add_argument(
             "--event",
@@ -29,7 +31,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--description", default="")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         try:
             endpoint, secret = endpoint_create(
                 url=options["url"],

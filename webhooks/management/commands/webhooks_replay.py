@@ -1,8 +1,9 @@
 """``manage.py webhooks_replay --since <time> [--until <time>] [--endpoint <id>]``."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime, parse_duration
 
@@ -29,19 +30,19 @@ def _moment(value: str, *, option: str) -> datetime:
             )
         return timezone.now() - duration
     if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, timezone.UTC)
+        parsed = timezone.make_aware(parsed, UTC)
     return parsed
 
 
 class Command(BaseCommand):
     help = "Send the outbox events of a time range again, with their original ids."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--since", required=True, help="ISO date/time, or an age: 90m, 2h, 7d")
         parser.add_argument("--until", help="ISO date/time, or an age (default: now)")
         parser.add_argument("--endpoint", type=int, help="only this endpoint (its id)")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         since = _moment(options["since"], option="--since")
         until = _moment(options["until"], option="--until") if options["until"] else None
         endpoint = None
