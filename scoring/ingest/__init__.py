@@ -19,7 +19,6 @@ A request is handled in three steps, each of which may refuse it with an
 Validation is all-or-nothing: one bad event and nothing is stored.
 """
 
-from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
