@@ -23,7 +23,7 @@ from scoring.models import MemberMetrics, MetricsSnapshot, TelemetryEvent
 from scoring.pipeline import RunKind, pipeline_run_record
 from scoring.registry import EventType, HandleResult, event_type_get
 from scoring.sql import ids_in, is_postgresql
-from scoring.tasks import score_batch_wake
+from scoring.wakeups import score_batch_wake
 
 logger = logging.getLogger("swampclub.consumer")
 

@@ -46,7 +46,7 @@ from scoring.ingest.events import (
 from scoring.ingest.store import conflict_keys_lock, events_insert
 from scoring.models import ApiKey
 from scoring.registry import event_type_get
-from scoring.tasks import consumer_wake
+from scoring.wakeups import consumer_wake
 
 __all__ = [
     "AWARD",
