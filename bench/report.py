@@ -24,6 +24,10 @@ GOALS: dict[str, tuple[str, float]] = {
     "rescore_dry_run_members_per_s": (">=", 10_000),
     "score_members_per_s": (">=", 40_000),
     # Peak resident memory of the process running the stage (the harness, as a worker).
+    # An idle consumer after a drained backlog with autovacuum off, and the freshness of
+    # scores after a burst (issue 18).
+    "consume_empty_run_ms": ("<=", 20),
+    "score_lag_p95_s": ("<=", 2),
     "consume_peak_rss_mb": ("<=", 300),
     "score_peak_rss_mb": ("<=", 300),
     "page_p95_ms": ("<=", 50),
@@ -45,6 +49,9 @@ LABELS = {
     "ingest_b1000_events_per_s": "Ingest, batch 1000 (events/s)",
     "ingest_b1000_p95_ms": "Ingest, batch 1000, p95 (ms)",
     "consume_events_per_s": "Consume a backlog (events/s)",
+    "consume_empty_run_ms": "Consume, empty run after the backlog, no vacuum (ms)",
+    "consume_empty_run_median_ms": "  the empty runs after it, median (ms)",
+    "consume_empty_run_vacuumed_ms": "  empty run after VACUUM, median (ms)",
     "score_members_per_s": "Score batch, every member (members/s)",
     "score_unchanged_members_per_s": "Score batch, nothing changed (members/s)",
     "score_noop_s": "Score batch, nothing pending (s)",
@@ -53,6 +60,7 @@ LABELS = {
     "copy_peak_rss_mb": "COPY stages, peak RSS (MiB)",
     "consume_peak_rss_mb": "Consume, peak RSS of the worker (MiB)",
     "score_peak_rss_mb": "Score batch, peak RSS of the worker (MiB)",
+    "score_lag_p95_s": "Score lag after a burst, p95 (s)",
     "page_p95_ms": "Pages, slowest p95 (ms)",
     "page_profile_p95_ms": "  /u/<member>/ p95 (ms)",
     "page_staff_member_p95_ms": "  /staff/members/<member>/ p95 (ms)",

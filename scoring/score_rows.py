@@ -8,6 +8,7 @@ no ``json.dumps`` of its counts.
 """
 
 import json
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -17,7 +18,7 @@ from scoring.formula import ScoringConstants, activity_score
 from scoring.models import MemberMetrics, UserScore
 from scoring.rules import rules_in_force
 from scoring.sql import IdArray, ids_in
-from scoring.tiers import tier_for_total
+from scoring.tiers import tiers_all
 
 SCORE_COLUMNS = [
     "member_id",
@@ -65,6 +66,13 @@ class Rules:
     overrides: dict | None
     # The overrides as JSON text, ready to be spliced into a row's inputs.
     overrides_json: str
+    # The tiers' floors (ascending) and ordinals, read once per refresh.
+    floors: tuple[int, ...] = ()
+    ordinals: tuple[int, ...] = ()
+
+    def tier(self, total: int) -> int:
+        """The tier ordinal of ``total``, as ``scoring.tiers.tier_for_total`` gives it."""
+        return self.ordinals[max(bisect_right(self.floors, total) - 1, 0)]
 
     @classmethod
     def in_force(cls) -> "Rules":
@@ -73,7 +81,15 @@ class Rules:
         text = json.dumps(rules.overrides) if rules.overrides is not None else ""
         # Stored as JSON: compare what will read back (lists, string keys), not the original.
         overrides = None if rules.overrides is None else json.loads(text)
-        return cls(rules.version, rules.constants, overrides, text)
+        tiers = tiers_all()
+        return cls(
+            rules.version,
+            rules.constants,
+            overrides,
+            text,
+            tuple(t.floor for t in tiers),
+            tuple(t.ordinal for t in tiers),
+        )
 
 
 def scores_lock(member_ids: list[int]) -> dict[int, tuple[tuple, str]]:
@@ -136,7 +152,7 @@ def score_values(username: str, metrics: Metrics | None, *, as_of: date, rules: 
         breakdown.activity,
         award_points,
         total,
-        tier_for_total(total).ordinal,
+        rules.tier(total),
         breakdown.streak_days,
         len(set(active_dates)),
         rules.version,

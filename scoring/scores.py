@@ -185,7 +185,9 @@ def _refresh(
     cause = str(cause)  # the plain value: a driver may encode an enum member by its name
     now = timezone.now()
     as_of = as_of or utc_today()
-    tier_ordinals = [t.ordinal for t in tiers_all()]
+    ordinals = [t.ordinal for t in tiers_all()]  # lowest floor first
+    # Tier → the ordinals up to it: what a member with no claims yet newly claims.
+    up_to = {o: tuple(x for x in ordinals if x <= o) for o in ordinals}
 
     with transaction.atomic():
         # Lock the existing score rows (member id order, so concurrent refreshes of
@@ -247,8 +249,10 @@ def _refresh(
                     changed.append(score_row(member_id, values, now, breakdown))
             if total != previous_total:
                 history.append((member_id, now, activity, award_points, total, tier, rules.version))
-            member_claims = claimed.get(member_id, ())
-            new_claims = tuple(o for o in tier_ordinals if o <= tier and o not in member_claims)
+            member_claims = claimed.get(member_id)
+            new_claims = up_to.get(tier) or tuple(o for o in ordinals if o <= tier)
+            if member_claims:
+                new_claims = tuple(o for o in new_claims if o not in member_claims)
             claims.extend((member_id, o, now, total) for o in new_claims)
             if tier != previous_tier:
                 changes.append((member_id, previous_tier, tier, cause, total, now))
