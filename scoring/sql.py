@@ -16,6 +16,8 @@ from typing import Any
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, models
 
+from scoring.sql_arrays import pg_insert_arrays, pg_update_arrays
+
 
 def is_postgresql() -> bool:
     """True when the default database is PostgreSQL (the fast paths are PostgreSQL SQL)."""
@@ -91,101 +93,6 @@ def pg_insert(
         return cursor.rowcount
 
 
-def _array_columns(model: type[models.Model], columns: Sequence[str]) -> list[tuple[str, str]]:
-    """(quoted column, SQL array type) for each of ``columns`` (field names or attnames)."""
-    opts = model._meta
-    quote = connection.ops.quote_name
-    result = []
-    for name in columns:
-        field = opts.get_field(name)
-        target = field.target_field if isinstance(field, models.ForeignKey) else field
-        result.append((quote(field.column), f"{target.db_type(connection)}[]"))
-    return result
-
-
-def _array_literal(values: Sequence[Any]) -> str:
-    """``values`` as one PostgreSQL array literal (``{1,2,3}``, ``{"a","b"}``).
-
-    Built here rather than by the driver: psycopg adapts a Python list element by element
-    in Python, which cost more than the whole statement for a batch of thousands. Integers
-    are written as they are; everything else is double-quoted with ``\\`` and ``"``
-    escaped; ``None`` is ``NULL``.
-    """
-    first = next((v for v in values if v is not None), None)
-    if isinstance(first, int) and not isinstance(first, bool) and None not in values:
-        return "{" + ",".join(map(str, values)) + "}"
-    # Memoized per value: a batch's rows share one timestamp, a few causes and tiers.
-    quoted: dict[Any, str] = {None: "NULL"}
-
-    def quote(value: Any) -> str:
-        text = value.isoformat() if isinstance(value, (datetime, date)) else str(value)
-        quoted[value] = item = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        return item
-
-    return "{" + ",".join([quoted.get(v) or quote(v) for v in values]) + "}"
-
-
-def _column_arrays(rows: Sequence[Sequence[Any]], width: int) -> list[str]:
-    # One array literal per column, sent as one text parameter each and cast server-side
-    # to the column's array type; unnest() turns them back into rows.
-    columns = [list(column) for column in zip(*rows, strict=True)] or [[]] * width
-    return [_array_literal(column) for column in columns]
-
-
-def pg_insert_arrays(
-    model: type[models.Model],
-    columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    *,
-    on_conflict: str = "",
-    returning: str = "",
-) -> list[Any]:
-    """Insert ``rows`` into ``model`` in one ``INSERT ... SELECT * FROM unnest(...)``
-    (PostgreSQL only): one array parameter per column, whatever the number of rows.
-
-    ``on_conflict`` is appended verbatim; with ``returning`` (a field's column name) the
-    values of that column for the rows actually inserted are returned.
-    """
-    if not rows:
-        return []
-    typed = _array_columns(model, columns)
-    names = ", ".join(column for column, _ in typed)
-    arrays = ", ".join(f"%s::{array_type}" for _, array_type in typed)
-    table = connection.ops.quote_name(model._meta.db_table)
-    query = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) {on_conflict}"  # noqa: S608
-    if returning:
-        query += f" RETURNING {connection.ops.quote_name(returning)}"
-    with connection.cursor() as cursor:
-        cursor.execute(query, _column_arrays(rows, len(typed)))
-        return [row[0] for row in cursor.fetchall()] if returning else []
-
-
-def pg_update_arrays(
-    model: type[models.Model], columns: Sequence[str], rows: Sequence[Sequence[Any]], *, key: str
-) -> int:
-    """Overwrite the ``columns`` of the rows matching each row's ``key`` (one of
-    ``columns``) in one ``UPDATE ... FROM unnest(...)`` (PostgreSQL only); returns rowcount.
-
-    Unlike ``INSERT ... ON CONFLICT DO UPDATE`` nothing is inserted: a row of ``rows``
-    whose key matches no row is ignored.
-    """
-    if not rows:
-        return 0
-    typed = _array_columns(model, columns)
-    names = [column for column, _ in typed]
-    key_column = names[list(columns).index(key)]
-    arrays = ", ".join(f"%s::{array_type}" for _, array_type in typed)
-    assignments = ", ".join(f"{c} = v.{c}" for c in names if c != key_column)
-    table = connection.ops.quote_name(model._meta.db_table)
-    query = (
-        f"UPDATE {table} AS t SET {assignments} "  # noqa: S608 - identifiers from metadata
-        f"FROM unnest({arrays}) AS v({', '.join(names)}) WHERE t.{key_column} = v.{key_column}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(query, _column_arrays(rows, len(typed)))
-        return cursor.rowcount
-
-
 def insert_rows(
     model: type[models.Model],
     columns: Sequence[str],
@@ -205,38 +112,6 @@ def insert_rows(
     model._default_manager.bulk_create(
         [model(**dict(zip(columns, row, strict=True))) for row in rows],
         ignore_conflicts=ignore_conflicts,
-    )
-
-
-def upsert_rows(
-    model: type[models.Model],
-    columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    *,
-    unique: str,
-    update: Sequence[str],
-) -> None:
-    """Insert ``rows``, or overwrite ``update`` columns of the row with the same ``unique``
-    field (``INSERT ... ON CONFLICT DO UPDATE``), in one statement."""
-    if not rows:
-        return
-    if is_postgresql():
-        opts = model._meta
-        quote = connection.ops.quote_name
-        assignments = ", ".join(
-            f"{quote(opts.get_field(f).column)} = EXCLUDED.{quote(opts.get_field(f).column)}"
-            for f in update
-        )
-        target = quote(opts.get_field(unique).column)
-        pg_insert(
-            model, columns, rows, on_conflict=f"ON CONFLICT ({target}) DO UPDATE SET {assignments}"
-        )
-        return
-    model._default_manager.bulk_create(
-        [model(**dict(zip(columns, row, strict=True))) for row in rows],
-        update_conflicts=True,
-        unique_fields=[unique],
-        update_fields=list(update),
     )
 
 

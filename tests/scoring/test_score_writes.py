@@ -22,7 +22,7 @@ from scoring.models import (
 )
 from scoring.rules import rules_activate
 from scoring.scores import scores_refresh
-from scoring.sql import _array_literal
+from scoring.sql_arrays import _array_literal
 from tests.factories import UserFactory
 from tests.scoring.helpers import members_batch
 from tests.scoring.test_scores import AS_OF, _days, _metrics
