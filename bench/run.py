@@ -4,8 +4,9 @@ Order: recreate and migrate the bench database; generate members and the event f
 ceiling; consume (several cold drains of the whole backlog, then one more with autovacuum
 off, followed by empty consumer runs); awards; score batch; score history; then gunicorn
 serves the app for ingest, pages, the deep leaderboard page, the grant form and, with a Celery
-worker and no beat, the score lag after bursts of ingest. The table is printed, then the JSON object as the last line. The bench database
-is left in place for inspection and for ``python -m bench.profile``.
+worker and no beat, the score lag after bursts of ingest. The table is printed, then the JSON
+object as the last line. The bench database is left in place for inspection and for
+``python -m bench.profile``.
 """
 
 import argparse
