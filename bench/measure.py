@@ -329,6 +329,9 @@ class Bench:
         self.results.runs["consume_events_per_s"] = values
         self.results.figures["consume_events_per_s"] = median(values)
         self.results.figures["copy_into_events_rows_per_s"] = median(copy_rates)
+        if values and copy_rates:
+            ratio = median(values) / median(copy_rates)
+            self.results.figures["consume_to_copy_ratio"] = ratio
 
     # --- awards and snapshots -----------------------------------------------------------
 

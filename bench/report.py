@@ -24,6 +24,12 @@ GOALS: dict[str, tuple[str, float]] = {
     "rescore_dry_run_members_per_s": (">=", 10_000),
     "score_members_per_s": (">=", 40_000),
     # Peak resident memory of the process running the stage (the harness, as a worker).
+    # An idle consumer after a drained backlog with autovacuum off, and the freshness of
+    # scores after a burst (issue 18).
+    "consume_empty_run_ms": ("<=", 20),
+    # Consume against COPY into the events table, both of the same run.
+    "consume_to_copy_ratio": (">=", 0.6),
+    "score_lag_p95_s": ("<=", 2),
     "consume_peak_rss_mb": ("<=", 300),
     "score_peak_rss_mb": ("<=", 300),
     "page_p95_ms": ("<=", 50),
@@ -45,6 +51,10 @@ LABELS = {
     "ingest_b1000_events_per_s": "Ingest, batch 1000 (events/s)",
     "ingest_b1000_p95_ms": "Ingest, batch 1000, p95 (ms)",
     "consume_events_per_s": "Consume a backlog (events/s)",
+    "consume_to_copy_ratio": "  consume ÷ COPY into the events table",
+    "consume_empty_run_ms": "Consume, empty run, no vacuum (ms)",
+    "consume_empty_run_median_ms": "  next empty runs, median (ms)",
+    "consume_empty_run_vacuumed_ms": "  empty run after VACUUM (ms)",
     "score_members_per_s": "Score batch, every member (members/s)",
     "score_unchanged_members_per_s": "Score batch, nothing changed (members/s)",
     "score_noop_s": "Score batch, nothing pending (s)",
@@ -53,6 +63,7 @@ LABELS = {
     "copy_peak_rss_mb": "COPY stages, peak RSS (MiB)",
     "consume_peak_rss_mb": "Consume, peak RSS of the worker (MiB)",
     "score_peak_rss_mb": "Score batch, peak RSS of the worker (MiB)",
+    "score_lag_p95_s": "Score lag after a burst, p95 (s)",
     "page_p95_ms": "Pages, slowest p95 (ms)",
     "page_profile_p95_ms": "  /u/<member>/ p95 (ms)",
     "page_staff_member_p95_ms": "  /staff/members/<member>/ p95 (ms)",
@@ -71,6 +82,8 @@ def rounded(key: str, value: float | None) -> float | int | None:
         return None
     if key.endswith("_per_s"):
         return round(value)
+    if key.endswith("_ratio"):
+        return round(value, 2)
     if key.endswith("_s"):
         return round(value, 3)
     return round(value, 1)
@@ -95,7 +108,8 @@ def goal_text(key: str) -> str:
     if key not in GOALS:
         return ""
     direction, goal = GOALS[key]
-    return f"{'≥' if direction == '>=' else '≤'} {goal:,.0f}"
+    shown = f"{goal:,.0f}" if goal == int(goal) else f"{goal:g}"
+    return f"{'≥' if direction == '>=' else '≤'} {shown}"
 
 
 def json_figures(figures: Mapping[str, float | None], extra: Mapping[str, object]) -> dict:

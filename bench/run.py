@@ -1,10 +1,12 @@
 """``python -m bench`` (``make bench``): build the bench database, measure, report.
 
 Order: recreate and migrate the bench database; generate members and the event file; COPY
-ceiling; consume (several cold drains of the whole backlog); awards; score batch; score
-history; then gunicorn serves the app for ingest, pages, the deep leaderboard page and the
-grant form. The table is printed, then the JSON object as the last line. The bench database
-is left in place for inspection and for ``python -m bench.profile``.
+ceiling; consume (several cold drains of the whole backlog, then one more with autovacuum
+off, followed by empty consumer runs); awards; score batch; score history; then gunicorn
+serves the app for ingest, pages, the deep leaderboard page, the grant form and, with a Celery
+worker and no beat, the score lag after bursts of ingest. The table is printed, then the JSON
+object as the last line. The bench database is left in place for inspection and for
+``python -m bench.profile``.
 """
 
 import argparse
@@ -25,7 +27,7 @@ from bench.config import (
     server_environment,
 )
 
-STAGES = ("copy", "consume", "score", "rescore", "ingest", "pages", "deep", "grant")
+STAGES = ("copy", "consume", "score", "rescore", "ingest", "pages", "deep", "grant", "lag")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -115,7 +117,7 @@ def _run(config: Config, args: argparse.Namespace) -> int:
     server_info = pg.server_settings(config.bench_db_url)
     print(f"  migrated; postgres {server_info}", flush=True)
 
-    from bench import report
+    from bench import freshness, report
     from bench.measure import Bench
     from bench.server import Gunicorn
 
@@ -130,6 +132,11 @@ def _run(config: Config, args: argparse.Namespace) -> int:
         results.stage("copy", ("copy_rows_per_s",), bench.measure_copy)
     if config.wants("consume"):
         results.stage("consume", ("consume_events_per_s",), bench.measure_consume)
+        results.stage(
+            "consume_empty",
+            ("consume_empty_run_ms",),
+            lambda: freshness.measure_empty_consume(bench),
+        )
     else:
         bench.load_backlog()
     results.stage("awards", (), bench.load_awards)
@@ -160,6 +167,10 @@ def _run(config: Config, args: argparse.Namespace) -> int:
                 results.stage("deep", ("leaderboard_deep_p95_ms",), bench.measure_deep_board)
             if config.wants("grant"):
                 results.stage("grant", ("grant_p95_ms",), bench.measure_grant)
+            if config.wants("lag"):
+                results.stage(
+                    "lag", ("score_lag_p95_s",), lambda: freshness.measure_score_lag(bench)
+                )
 
     results.stage("server", (), served)
     _purge_wakeups(config)

@@ -7,7 +7,6 @@ whole batch back to pending; a committed batch is never claimed again (only pend
 are claimed), so redelivered tasks and re-runs fold nothing twice.
 """
 
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -15,15 +14,15 @@ from collections.abc import Sequence
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import Case, Value, When
+from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
 from scoring.metrics import CLI_INVOCATION, ClaimedInvocation
 from scoring.models import MemberMetrics, MetricsSnapshot, TelemetryEvent
 from scoring.pipeline import RunKind, pipeline_run_record
 from scoring.registry import EventType, HandleResult, event_type_get
-from scoring.tasks import score_batch_wake
-from swampclub.dialect import ids_in, is_postgresql
+from scoring.wakeups import score_batch_wake
+from swampclub.dialect import ids_in, queue_claim
 
 logger = logging.getLogger("swampclub.consumer")
 
@@ -110,78 +109,61 @@ def _dispatch(events: Sequence[TelemetryEvent | ClaimedInvocation]) -> HandleRes
     return result
 
 
+# What a claim returns besides ``_EVENT_FIELDS[:-1]``: (SQL expression on PostgreSQL, field
+# read elsewhere). A cli_invocation's fold needs two values of its properties, so PostgreSQL
+# extracts just those (JSON strings, else NULL) instead of shipping the whole document:
+# decoding it and building a model instance per event was most of the consumer's Python
+# time. Other event types (and every event elsewhere) get their full properties.
+_CLAIM_EXTRA = (
+    ("CASE WHEN event <> %s THEN properties END", "properties"),
+    (
+        "CASE WHEN jsonb_typeof(properties #> '{invocation,command}') = 'string' "
+        "THEN properties #>> '{invocation,command}' END",
+        None,
+    ),
+    (
+        "CASE WHEN jsonb_typeof(properties -> 'startedAt') = 'string' "
+        "THEN properties ->> 'startedAt' END",
+        None,
+    ),
+)
+
+
 def _events_claim(*, batch_size: int) -> list[TelemetryEvent | ClaimedInvocation]:
     """Claim up to ``batch_size`` pending events, oldest first, and mark them processed.
 
-    SKIP LOCKED: rows another consumer has claimed are skipped, not waited on, so two
-    consumers never take the same event and never block each other; the partial index on
-    pending rows (scoring_event_pending_idx) keeps this an index scan. The claimed rows stay
-    locked until the batch transaction ends, and "processed" only becomes visible if the
-    whole batch commits (a rollback puts them back to pending).
-
-    On PostgreSQL claim and mark are one ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE
-    SKIP LOCKED) RETURNING ...``: each row is written once instead of locked and then
-    rewritten; ``cli_invocation`` events come back as light ``ClaimedInvocation`` records
-    carrying only what their fold reads. Elsewhere it is a SELECT and an UPDATE.
+    ``swampclub.dialect.queue_claim``: SKIP LOCKED, so two consumers never take the same event and
+    never block each other; the partial index on pending rows (scoring_event_pending_idx)
+    keeps this an index scan. The claimed rows stay locked until the batch transaction
+    ends, and "processed" only becomes visible if the whole batch commits (a rollback puts
+    them back to pending). Keyed by id alone, so a partitioned events table claims the same
+    way. On PostgreSQL ``cli_invocation`` events come back as light ``ClaimedInvocation``
+    records carrying only what their fold reads.
     """
     now = timezone.now()
-    events: list[TelemetryEvent | ClaimedInvocation]
-    if not is_postgresql():
-        events = list(
-            TelemetryEvent.objects.select_for_update(skip_locked=True)
-            .filter(status=TelemetryEvent.Status.PENDING)
-            .order_by("id")
-            .only(*_EVENT_FIELDS)[:batch_size]
-        )
-        if events:
-            TelemetryEvent.objects.filter(id__in=[e.pk for e in events]).update(
-                status=TelemetryEvent.Status.PROCESSED, error="", processed_at=now
-            )
-        return events
-    table = connection.ops.quote_name(TelemetryEvent._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(c) for c in _EVENT_FIELDS[:-1])
-    with connection.cursor() as cursor:
-        # A cli_invocation's fold needs two values of its properties, so PostgreSQL extracts
-        # just those (JSON strings, else NULL) instead of shipping the whole document:
-        # decoding it and building a model instance per event was most of the consumer's
-        # Python time. Other event types get their full properties (their handlers read them).
-        cursor.execute(
-            f"""
-            UPDATE {table} SET status = %s, error = '', processed_at = %s
-            WHERE id IN (
-                SELECT id FROM {table} WHERE status = %s
-                ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
-            )
-            RETURNING {columns},
-                CASE WHEN event <> %s THEN properties END,
-                CASE WHEN jsonb_typeof(properties #> '{{invocation,command}}') = 'string'
-                     THEN properties #>> '{{invocation,command}}' END,
-                CASE WHEN jsonb_typeof(properties -> 'startedAt') = 'string'
-                     THEN properties ->> 'startedAt' END
-            """,  # noqa: S608 - identifiers from model metadata; values are parameters
-            [
-                TelemetryEvent.Status.PROCESSED,
-                now,
-                TelemetryEvent.Status.PENDING,
-                batch_size,
-                CLI_INVOCATION,
-            ],
-        )
-        rows = cursor.fetchall()
-    rows.sort(key=lambda row: row[0])
-    events = []
+    rows = queue_claim(
+        TelemetryEvent,
+        pending=Q(status=TelemetryEvent.Status.PENDING),
+        pending_sql=f"status = '{TelemetryEvent.Status.PENDING}'",
+        mark={"status": TelemetryEvent.Status.PROCESSED, "error": "", "processed_at": now},
+        fields=_EVENT_FIELDS[:-1],
+        batch_size=batch_size,
+        extra=_CLAIM_EXTRA,
+        extra_params=[CLI_INVOCATION],
+    )
+    width = len(_EVENT_FIELDS) - 1
+    events: list[TelemetryEvent | ClaimedInvocation] = []
     for row in rows:
-        if row[2] == CLI_INVOCATION:
+        properties, command, started_at = row[width:]
+        if properties is None and row[2] == CLI_INVOCATION:
             # id, member_id, timestamp; the properties reduced to what the fold reads.
-            command, started_at = row[-2], row[-1]
-            properties: dict = {"invocation": {"command": command}} if command is not None else {}
+            light: dict = {"invocation": {"command": command}} if command is not None else {}
             if started_at is not None:
-                properties["startedAt"] = started_at
-            events.append(ClaimedInvocation(row[0], row[5], row[6], properties, row[7]))
+                light["startedAt"] = started_at
+            events.append(ClaimedInvocation(row[0], row[5], row[6], light, row[7]))
             continue
-        values = dict(zip(_EVENT_FIELDS, row[: len(_EVENT_FIELDS)], strict=True))
-        # Django reads jsonb as text and decodes it in the field; do the same here.
-        values["properties"] = json.loads(values["properties"])
+        values = dict(zip(_EVENT_FIELDS[:-1], row[:width], strict=True))
+        values["properties"] = properties
         events.append(
             TelemetryEvent(
                 **values, status=TelemetryEvent.Status.PROCESSED, error="", processed_at=now

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from scoring.models import MemberMetrics, TelemetryEvent
 from scoring.registry import HandleResult
-from swampclub.dialect import is_postgresql, pg_insert
+from swampclub.dialect import rows_merge
 
 CLI_INVOCATION = "cli_invocation"
 
@@ -139,10 +139,7 @@ def metrics_fold_cli_invocations(
         return result
 
     ids = sorted(folds)
-    if is_postgresql():
-        _fold_write_postgresql(folds, ids)
-    else:
-        _fold_write_portable(folds, ids)
+    _fold_write(folds, ids)
     result.touched_member_ids.update(ids)
     return result
 
@@ -174,8 +171,9 @@ ON CONFLICT (member_id) DO UPDATE SET
 """
 
 
-def _fold_write_postgresql(folds: dict[int, _Fold], ids: list[int]) -> None:
-    """One statement: insert new members' rows, merge the deltas into existing ones."""
+def _fold_write(folds: dict[int, _Fold], ids: list[int]) -> None:
+    """On PostgreSQL one statement: insert new members' rows, merge the deltas into existing
+    ones (``_FOLD_MERGE``); elsewhere ``_fold_write_portable``."""
     now = timezone.now()
     rows = [
         (
@@ -190,7 +188,13 @@ def _fold_write_postgresql(folds: dict[int, _Fold], ids: list[int]) -> None:
         )
         for i in ids
     ]
-    pg_insert(MemberMetrics, _INSERT_COLUMNS, rows, on_conflict=_FOLD_MERGE)
+    rows_merge(
+        MemberMetrics,
+        _INSERT_COLUMNS,
+        rows,
+        on_conflict=_FOLD_MERGE,
+        portable=lambda: _fold_write_portable(folds, ids),
+    )
 
 
 def _fold_write_portable(folds: dict[int, _Fold], ids: list[int]) -> None:

@@ -7,9 +7,11 @@ Lock order, for the whole project (no cycles, so no deadlocks between these path
 - the score batch locks ``UserScore`` rows (ordered by member id) and then *reads*
   ``MemberMetrics`` without locking them;
 - the consumer locks ``MemberMetrics`` rows and never touches ``UserScore``.
+
+What a refresh reads and computes (row layout, locked reads, the formula over a batch) is in
+``scoring.score_rows``; the statements that differ by database are in ``swampclub.dialect``.
 """
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,31 +20,38 @@ from datetime import UTC, date, datetime
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
+from django.db.models import Q
 from django.db.models.constants import OnConflict
 from django.utils import timezone
 
-from scoring.columns import column, field_column
-from scoring.formula import ScoringConstants, activity_score
-from scoring.models import (
-    MemberMetrics,
-    MetricsSnapshot,
-    ScoreHistory,
-    TierBadgeClaim,
-    TierChange,
-    UserScore,
-)
+from scoring.models import MetricsSnapshot, ScoreHistory, TierBadgeClaim, TierChange, UserScore
 from scoring.outbox import outbox_tier_changes
 from scoring.pipeline import RunKind, pipeline_run_record
-from scoring.rules import rules_in_force
-from scoring.tiers import tier_for_total, tiers_all
+from scoring.score_rows import (
+    ACTIVITY,
+    AWARDS,
+    CHANGE_COLUMNS,
+    CLAIM_COLUMNS,
+    HISTORY_COLUMNS,
+    SCORE_COLUMNS,
+    TIER,
+    TOTAL,
+    Rules,
+    inputs_json,
+    metrics_read,
+    score_row,
+    score_values,
+    scores_lock,
+)
+from scoring.tiers import tiers_all
 from swampclub.dialect import (
     IdArray,
+    JsonText,
     ids_in,
-    insert_rows,
-    is_postgresql,
-    pg_insert_arrays,
-    pg_update_arrays,
-    upsert_rows,
+    queue_claim,
+    rows_insert,
+    rows_insert_new,
+    rows_update,
 )
 
 
@@ -66,125 +75,9 @@ class ScoreResult:
         return self.tier != self.previous_tier
 
 
-_SCORE_COLUMNS = [
-    "member_id",
-    "username",
-    "activity_score",
-    "award_points",
-    "total_score",
-    "tier",
-    "streak_days",
-    "active_days",
-    "computed_at",
-    "rules_version",
-    "as_of",
-    "breakdown",
-]
-_HISTORY_COLUMNS = [
-    "member_id",
-    "recorded_at",
-    "activity_score",
-    "award_points",
-    "total_score",
-    "tier",
-    "rules_version",
-]
-_CLAIM_COLUMNS = ["member_id", "tier", "claimed_at", "total_at_claim"]
-_CHANGE_COLUMNS = ["member_id", "from_tier", "to_tier", "cause", "total_score", "changed_at"]
-
-
 def utc_today() -> date:
     """Today's date in UTC (the formula's default ``as_of``)."""
     return datetime.now(UTC).date()
-
-
-# What a score row holds besides its key and ``computed_at``: a refresh that computes
-# exactly these values again leaves the row alone. ``as_of`` is one of them, so a row whose
-# figures are the same as yesterday's is still rewritten (``as_of`` and ``computed_at``
-# move on) when refreshed on a new day: the stored ``as_of`` is always the day of the last
-# refresh, as the explain endpoint reports it.
-_SCORE_VALUES = [c for c in _SCORE_COLUMNS if c not in ("member_id", "computed_at")]
-_BREAKDOWN = _SCORE_VALUES.index("breakdown")
-
-
-def _scores_lock(member_ids: list[int]) -> dict[int, tuple[tuple, str]]:
-    """Lock these members' score rows; member id → (stored values in ``_SCORE_VALUES``
-    order, the member's current username)."""
-    if not member_ids:
-        return {}
-    return {
-        member_id: (tuple(stored), live_username)
-        for member_id, *stored, live_username in UserScore.objects.select_for_update(of=("self",))
-        .filter(member_id__in_ids=IdArray(member_ids))
-        .order_by("member_id")
-        .values_list("member_id", *_SCORE_VALUES, "member__username")
-    }
-
-
-def _metrics_read(member_ids: list[int]) -> dict[int, tuple]:
-    """member id → (event_counts, active_dates, award_points) of those with metrics."""
-    if not member_ids:
-        return {}
-    return {
-        member_id: tuple(row)
-        for member_id, *row in MemberMetrics.objects.filter(
-            member_id__in_ids=IdArray(member_ids)
-        ).values_list("member_id", "event_counts", "active_dates", "award_points")
-    }
-
-
-@dataclass(frozen=True)
-class _Rules:
-    """The rules a refresh scores with, and the overrides as they read back once stored."""
-
-    version: int
-    constants: ScoringConstants
-    overrides: dict | None
-
-    @classmethod
-    def in_force(cls) -> "_Rules":
-        rules = rules_in_force()
-        # Stored as JSON: compare what will read back (lists, string keys), not the original.
-        overrides = None if rules.overrides is None else json.loads(json.dumps(rules.overrides))
-        return cls(rules.version, rules.constants, overrides)
-
-
-def _score_values(username: str, metrics: tuple | None, *, as_of: date, rules: _Rules) -> tuple:
-    """The score row's values (``_SCORE_VALUES`` order) computed from ``metrics``."""
-    event_counts, active_dates, award_points = metrics if metrics else ({}, [], 0)
-    breakdown = activity_score(
-        event_counts=event_counts,
-        active_dates=active_dates,
-        as_of=as_of,
-        constants=rules.constants,
-    )
-    total = breakdown.activity + award_points
-    # The formula's date-free inputs: with the version (and any overrides) they reproduce
-    # this activity exactly, whatever the date it is explained on.
-    inputs = {"counts": event_counts, "rolling_days": breakdown.rolling_active_days}
-    if rules.overrides is not None:
-        inputs["constants"] = rules.overrides
-    return (
-        username,
-        breakdown.activity,
-        award_points,
-        total,
-        tier_for_total(total).ordinal,
-        breakdown.streak_days,
-        len(set(active_dates)),
-        rules.version,
-        as_of,
-        inputs,
-    )
-
-
-def _score_row(member_id: int, values: tuple, now: datetime, *, postgresql: bool) -> tuple:
-    """A full ``_SCORE_COLUMNS`` row; the inputs as JSON text for PostgreSQL's arrays."""
-    if postgresql:
-        values = (*values[:_BREAKDOWN], json.dumps(values[_BREAKDOWN]))
-    row = dict(zip(_SCORE_VALUES, values, strict=True))
-    row["member_id"], row["computed_at"] = member_id, now
-    return tuple(row[c] for c in _SCORE_COLUMNS)
 
 
 def _zero_rows_insert(member_ids: list[int], now: datetime) -> None:
@@ -193,8 +86,8 @@ def _zero_rows_insert(member_ids: list[int], now: datetime) -> None:
     unknown ids insert nothing and the users need no read of their own."""
     quote = connection.ops.quote_name
     score, user = UserScore._meta, get_user_model()._meta
-    columns = ", ".join(quote(column(UserScore, c)) for c in _SCORE_COLUMNS)
-    pk, username = quote(field_column(user.pk)), quote(field_column(user.get_field("username")))
+    columns = ", ".join(quote(score.get_field(c).column) for c in SCORE_COLUMNS)
+    pk, username = quote(user.pk.column), quote(user.get_field("username").column)
     where, params = ids_in(pk, member_ids)
     insert = connection.ops.insert_statement(on_conflict=OnConflict.IGNORE)
     with connection.cursor() as cursor:
@@ -204,6 +97,41 @@ def _zero_rows_insert(member_ids: list[int], now: datetime) -> None:
             f"FROM {quote(user.db_table)} WHERE {where}",
             [connection.ops.adapt_datetimefield_value(now), *params],
         )
+
+
+def _first_rows_insert(
+    missing: list[int], now: datetime, as_of: date
+) -> tuple[list[int], dict[int, tuple], Rules] | None:
+    """Insert the first score rows of ``missing`` with their final values, computed from
+    metrics read just before; returns (ids inserted, values per existing member, rules), or
+    None where the database takes the portable path (nothing was read or written)."""
+    computed: dict[int, tuple] = {}
+    state: list[Rules] = []
+
+    def rows() -> list[tuple]:
+        users = dict(
+            get_user_model()
+            .objects.filter(pk__in_ids=IdArray(missing))
+            .order_by("pk")
+            .values_list("pk", "username")
+        )
+        # Read after the lock, like the metrics: a rescore activates its version before it
+        # locks anyone, so a refresh holding a lock it waited for sees the new version.
+        rules = Rules.in_force()
+        state.append(rules)
+        metrics = metrics_read(list(users))
+        result = []
+        for member_id, name in users.items():
+            values = score_values(name, metrics.get(member_id), as_of=as_of, rules=rules)
+            computed[member_id] = values
+            breakdown = JsonText(inputs_json(metrics.get(member_id), values, rules))
+            result.append(score_row(member_id, values, now, breakdown))
+        return result
+
+    created = rows_insert_new(UserScore, SCORE_COLUMNS, rows, key="member_id")
+    if created is None:
+        return None
+    return created, computed, state[0]
 
 
 def scores_refresh(
@@ -243,167 +171,129 @@ def scores_refresh(
       award committed after a snapshot was queued still counts;
     - a constant number of queries, whatever the number of members.
     """
+    return _refresh(member_ids, cause=cause, as_of=as_of, results=True)
+
+
+def _refresh(
+    member_ids: Iterable[int], *, cause: str, as_of: date | None, results: bool
+) -> dict[int, ScoreResult]:
+    """``scores_refresh``; with ``results`` False (the score batch) no ``ScoreResult`` is
+    built and an empty dict is returned."""
     wanted = sorted({int(member_id) for member_id in member_ids})
     if not wanted:
         return {}
     cause = str(cause)  # the plain value: a driver may encode an enum member by its name
     now = timezone.now()
     as_of = as_of or utc_today()
-    tier_ordinals = [t.ordinal for t in tiers_all()]
-    postgresql = is_postgresql()
+    ordinals = [t.ordinal for t in tiers_all()]  # lowest floor first
+    # Tier → the ordinals up to it: what a member with no claims yet newly claims.
+    up_to = {o: tuple(x for x in ordinals if x <= o) for o in ordinals}
 
     with transaction.atomic():
         # Lock the existing score rows (member id order, so concurrent refreshes of
         # overlapping members cannot deadlock); the join brings the current username along.
-        current = _scores_lock(wanted)
+        current = scores_lock(wanted)
         missing = [i for i in wanted if i not in current]
-        if missing and not postgresql:
-            # A member's first refresh creates the row, then locks it like the others: a
-            # row inserted meanwhile by a concurrent refresh is waited for and read after
-            # that refresh commits, never overwritten from stale zeros.
-            _zero_rows_insert(missing, now)
-            current.update(_scores_lock(missing))
-            missing = []
-        users: dict[int, str] = {}
+        # member id → (computed values, stored values or None for a row this refresh
+        # created, the metrics read)
+        computed: dict[int, tuple] = {}
+        rules: Rules | None = None
         if missing:
-            users = dict(
-                get_user_model()
-                .objects.filter(pk__in_ids=IdArray(missing))
-                .order_by("pk")
-                .values_list("pk", "username")
-            )
-        # Read after the lock, like the metrics: a rescore activates its version before it
-        # locks anyone, so a refresh holding a lock it waited for sees the new version.
-        rules = _Rules.in_force()
-        # member id → (computed values, stored values or None for a row this refresh created)
-        computed: dict[int, tuple[tuple, tuple | None]] = {}
-        if users:
-            metrics = _metrics_read(list(users))
-            fresh = {
-                i: _score_values(name, metrics.get(i), as_of=as_of, rules=rules)
-                for i, name in users.items()
-            }
-            created = pg_insert_arrays(
-                UserScore,
-                _SCORE_COLUMNS,
-                [_score_row(i, v, now, postgresql=True) for i, v in fresh.items()],
-                on_conflict="ON CONFLICT DO NOTHING",
-                returning="member_id",
-            )
-            computed.update((i, (fresh[i], None)) for i in created)
-            lost = [i for i in users if i not in computed]
-            if lost:
-                # Created by a concurrent refresh meanwhile: lock and recompute below, with
-                # the rules read again (that refresh may have been a rescore's).
-                current.update(_scores_lock(lost))
-                rules = _Rules.in_force()
+            first = _first_rows_insert(missing, now, as_of)
+            if first is None:
+                # A member's first refresh creates the row, then locks it like the others: a
+                # row inserted meanwhile by a concurrent refresh is waited for and read after
+                # that refresh commits, never overwritten from stale zeros.
+                _zero_rows_insert(missing, now)
+                current.update(scores_lock(missing))
+            else:
+                created, values, rules = first
+                computed.update((i, (values[i], None, None)) for i in created)
+                lost = [i for i in values if i not in computed]
+                if lost:
+                    # Created by a concurrent refresh meanwhile: lock and recompute below,
+                    # with the rules read again (that refresh may have been a rescore's).
+                    current.update(scores_lock(lost))
+                    rules = None
+        if rules is None:
+            rules = Rules.in_force()
         # Read only after the lock: whatever committed before we got it is included.
-        metrics = _metrics_read(sorted(current))
+        metrics = metrics_read(sorted(current))
         for member_id, (stored, username) in current.items():
-            values = _score_values(username, metrics.get(member_id), as_of=as_of, rules=rules)
-            computed[member_id] = (values, stored)
+            member_metrics = metrics.get(member_id)
+            values = score_values(username, member_metrics, as_of=as_of, rules=rules)
+            computed[member_id] = (values, stored, member_metrics)
         ids = sorted(computed)
         if not ids:
             return {}
-        usernames = {member_id: computed[member_id][0][0] for member_id in ids}
         claimed: dict[int, set[int]] = defaultdict(set)
         claims_read = TierBadgeClaim.objects.filter(member_id__in_ids=IdArray(ids))
         for member_id, tier in claims_read.values_list("member_id", "tier"):
             claimed[member_id].add(tier)
 
-        results: dict[int, ScoreResult] = {}
+        out: dict[int, ScoreResult] = {}
         changed: list[tuple] = []
         history: list[tuple] = []
         claims: list[tuple] = []
         changes: list[tuple] = []
         for member_id in ids:
-            values, stored_or_none = computed[member_id]
-            _, activity, award_points, total, tier, *_ = values
-            if stored_or_none is None:  # inserted above with these values
+            values, stored, member_metrics = computed[member_id]
+            activity, award_points = values[ACTIVITY], values[AWARDS]
+            total, tier = values[TOTAL], values[TIER]
+            if stored is None:  # inserted above with these values
                 previous_total, previous_tier = 0, 1
             else:
-                stored = stored_or_none
-                previous_total, previous_tier = stored[3], stored[4]
+                previous_total, previous_tier = stored[TOTAL], stored[TIER]
                 if values != stored:
-                    changed.append(_score_row(member_id, values, now, postgresql=postgresql))
+                    breakdown = JsonText(inputs_json(member_metrics, values, rules))
+                    changed.append(score_row(member_id, values, now, breakdown))
             if total != previous_total:
                 history.append((member_id, now, activity, award_points, total, tier, rules.version))
-            new_claims = tuple(
-                o for o in tier_ordinals if o <= tier and o not in claimed[member_id]
-            )
+            member_claims = claimed.get(member_id)
+            new_claims = up_to.get(tier) or tuple(o for o in ordinals if o <= tier)
+            if member_claims:
+                new_claims = tuple(o for o in new_claims if o not in member_claims)
             claims.extend((member_id, o, now, total) for o in new_claims)
             if tier != previous_tier:
                 changes.append((member_id, previous_tier, tier, cause, total, now))
-            results[member_id] = ScoreResult(
-                member_id=member_id,
-                previous_total=previous_total,
-                total_score=total,
-                activity_score=activity,
-                award_points=award_points,
-                previous_tier=previous_tier,
-                tier=tier,
-                new_claims=new_claims,
-            )
+            if results:
+                out[member_id] = ScoreResult(
+                    member_id=member_id,
+                    previous_total=previous_total,
+                    total_score=total,
+                    activity_score=activity,
+                    award_points=award_points,
+                    previous_tier=previous_tier,
+                    tier=tier,
+                    new_claims=new_claims,
+                )
 
-        if postgresql:
-            # One UPDATE ... FROM unnest(...) of only the rows whose values changed: no
-            # INSERT ... ON CONFLICT (which first tries, and fails, to insert every row)
-            # and no rewrite of an unchanged row (a dead tuple and new index entries each).
-            pg_update_arrays(UserScore, _SCORE_COLUMNS, changed, key="member_id")
-            pg_insert_arrays(ScoreHistory, _HISTORY_COLUMNS, history)
-            # The claims were read under the score-row lock, so nothing else inserts them
-            # meanwhile; ignoring conflicts only guards rows written outside scores_refresh.
-            pg_insert_arrays(
-                TierBadgeClaim, _CLAIM_COLUMNS, claims, on_conflict="ON CONFLICT DO NOTHING"
-            )
-            pg_insert_arrays(TierChange, _CHANGE_COLUMNS, changes)
-        else:
-            upsert_rows(
-                UserScore, _SCORE_COLUMNS, changed, unique="member", update=_SCORE_COLUMNS[1:]
-            )
-            insert_rows(ScoreHistory, _HISTORY_COLUMNS, history)
-            insert_rows(TierBadgeClaim, _CLAIM_COLUMNS, claims, ignore_conflicts=True)
-            insert_rows(TierChange, _CHANGE_COLUMNS, changes)
+        # Only the rows whose values changed, in one UPDATE ... FROM unnest(...) on
+        # PostgreSQL: no insert attempt per row and no rewrite of an unchanged row (a dead
+        # tuple and new index entries each).
+        rows_update(UserScore, SCORE_COLUMNS, changed, key="member_id")
+        rows_insert(ScoreHistory, HISTORY_COLUMNS, history)
+        # The claims were read under the score-row lock, so nothing else inserts them
+        # meanwhile; ignoring conflicts only guards rows written outside scores_refresh.
+        rows_insert(TierBadgeClaim, CLAIM_COLUMNS, claims, ignore_conflicts=True)
+        rows_insert(TierChange, CHANGE_COLUMNS, changes)
+        usernames = {row[0]: computed[row[0]][0][0] for row in changes}
         outbox_tier_changes(changes=changes, usernames=usernames, changed_at=now)
-    return results
+    return out
 
 
 def _snapshots_claim(*, batch_size: int) -> list[int]:
     """Claim up to ``batch_size`` pending snapshots (oldest first), mark them processed and
-    return their member ids (one per snapshot).
-
-    SKIP LOCKED: snapshots another worker has claimed are left to it, never waited on or
-    scored twice; the claimed rows stay locked until the batch transaction ends, and a
-    rollback leaves them pending. On PostgreSQL claim and mark are one ``UPDATE ... WHERE id
-    IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING``.
-    """
-    now = timezone.now()
-    if not is_postgresql():
-        claimed = list(
-            MetricsSnapshot.objects.select_for_update(skip_locked=True)
-            .filter(processed_at__isnull=True)
-            .order_by("id")
-            .values_list("id", "member_id")[:batch_size]
-        )
-        if claimed:
-            MetricsSnapshot.objects.filter(id__in_ids=IdArray(sid for sid, _ in claimed)).update(
-                processed_at=now
-            )
-        return [member_id for _, member_id in claimed]
-    table = connection.ops.quote_name(MetricsSnapshot._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            UPDATE {table} SET processed_at = %s
-            WHERE id IN (
-                SELECT id FROM {table} WHERE processed_at IS NULL
-                ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
-            )
-            RETURNING member_id
-            """,  # noqa: S608 - identifiers from model metadata; values are parameters
-            [now, batch_size],
-        )
-        return [row[0] for row in cursor.fetchall()]
+    return their member ids (one per snapshot; see ``swampclub.dialect.queue_claim``)."""
+    rows = queue_claim(
+        MetricsSnapshot,
+        pending=Q(processed_at__isnull=True),
+        pending_sql="processed_at IS NULL",
+        mark={"processed_at": timezone.now()},
+        fields=["id", "member_id"],
+        batch_size=batch_size,
+    )
+    return [member_id for _, member_id in rows]
 
 
 def _score_batch_once(*, batch_size: int, as_of: date | None) -> tuple[int, int]:
@@ -415,7 +305,7 @@ def _score_batch_once(*, batch_size: int, as_of: date | None) -> tuple[int, int]
         # A snapshot only says "refresh this member": the refresh reads the live metrics,
         # which are at least as new as the newest snapshot of the member.
         members = set(claimed)
-        scores_refresh(member_ids=members, cause=TierChange.Cause.ACTIVITY, as_of=as_of)
+        _refresh(members, cause=TierChange.Cause.ACTIVITY, as_of=as_of, results=False)
         return len(claimed), len(members)
 
 

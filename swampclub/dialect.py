@@ -467,3 +467,179 @@ def json_array_items_join(column: str, alias: str) -> str:
     if is_postgresql():
         return f"CROSS JOIN LATERAL jsonb_array_elements_text({column}) AS {alias}(value)"
     return f", json_each({column}) AS {alias}"
+
+
+# --- Dialect-specific statements of the pipeline ----------------------------------------------
+#
+# Each function below is one step of the consumer or the score batch whose SQL differs by
+# database; the callers have no ``is_postgresql()`` branches of their own.
+
+
+class JsonText(str):
+    """A JSON column value already encoded: PostgreSQL's array writers send it as it is, the
+    portable ORM path decodes it for the field."""
+
+    __slots__ = ()
+
+
+def _portable_value(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, JsonText) else value
+
+
+def _instances(model: type[models.Model], columns: Sequence[str], rows) -> list[models.Model]:
+    return [
+        model(**{c: _portable_value(v) for c, v in zip(columns, row, strict=True)}) for row in rows
+    ]
+
+
+def rows_insert(
+    model: type[models.Model],
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    ignore_conflicts: bool = False,
+) -> None:
+    """Insert ``rows`` in one statement: ``INSERT ... SELECT * FROM unnest(...)`` on
+    PostgreSQL, ``bulk_create`` elsewhere; with ``ignore_conflicts`` a row hitting a unique
+    constraint is skipped."""
+    if not rows:
+        return
+    if is_postgresql():
+        pg_insert_arrays(
+            model, columns, rows, on_conflict="ON CONFLICT DO NOTHING" if ignore_conflicts else ""
+        )
+        return
+    model._default_manager.bulk_create(
+        _instances(model, columns, rows), ignore_conflicts=ignore_conflicts
+    )
+
+
+def rows_insert_new(
+    model: type[models.Model],
+    columns: Sequence[str],
+    rows: Callable[[], Sequence[Sequence[Any]]],
+    *,
+    key: str,
+) -> list[Any] | None:
+    """Insert the rows ``rows()`` builds, skipping those whose unique ``key`` exists, and
+    return the keys actually inserted (PostgreSQL: ``ON CONFLICT DO NOTHING RETURNING``);
+    None, without calling ``rows``, where the database takes the caller's portable path."""
+    if not is_postgresql():
+        return None
+    return pg_insert_arrays(
+        model, columns, rows(), on_conflict="ON CONFLICT DO NOTHING", returning=key
+    )
+
+
+def rows_update(
+    model: type[models.Model], columns: Sequence[str], rows: Sequence[Sequence[Any]], *, key: str
+) -> None:
+    """Overwrite the ``columns`` of the existing rows matching each row's ``key``: one
+    ``UPDATE ... FROM unnest(...)`` on PostgreSQL, an ORM upsert elsewhere."""
+    if not rows:
+        return
+    if is_postgresql():
+        pg_update_arrays(model, columns, rows, key=key)
+        return
+    unique = model._meta.get_field(key).name
+    model._default_manager.bulk_create(
+        _instances(model, columns, rows),
+        update_conflicts=True,
+        unique_fields=[unique],
+        update_fields=[c for c in columns if c != key],
+    )
+
+
+def queue_claim(
+    model: type[models.Model],
+    *,
+    pending: models.Q,
+    pending_sql: str,
+    mark: dict[str, Any],
+    fields: Sequence[str],
+    batch_size: int,
+    extra: Sequence[tuple[str, str | None]] = (),
+    extra_params: Sequence[Any] = (),
+) -> list[tuple]:
+    """Claim up to ``batch_size`` pending rows of a queue table (oldest id first), set
+    ``mark`` on them, and return their ``fields`` (``id`` first) followed by one value per
+    ``extra`` pair ``(SQL expression, field)``: on PostgreSQL the expression (decoded when
+    the field is a JSON field), elsewhere the field's value (None when no field is named),
+    ordered by id.
+
+    SKIP LOCKED: rows another worker has claimed are skipped, not waited on; the claimed
+    rows stay locked until the caller's transaction ends, and a rollback leaves them
+    pending. Keyed by ``id`` only, so it works the same on a partitioned table (the
+    subquery finds the pending ids in every partition; the outer UPDATE locks and writes
+    each row once in its own partition). On PostgreSQL claim and mark are one ``UPDATE ...
+    WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING``: each row is written once
+    instead of locked and then rewritten. ``pending`` and ``pending_sql`` are the same
+    condition, for the ORM and as SQL over the table's columns.
+    """
+    if not is_postgresql():
+        named = [name for _, name in extra if name]
+        rows = list(
+            model._default_manager.select_for_update(skip_locked=True)
+            .filter(pending)
+            .order_by("id")
+            .values_list(*fields, *named)[:batch_size]
+        )
+        if rows:
+            model._default_manager.filter(id__in_ids=IdArray(row[0] for row in rows)).update(**mark)
+        width = len(fields)
+        result = []
+        for row in rows:
+            values = iter(row[width:])
+            result.append((*row[:width], *(next(values) if n else None for _, n in extra)))
+        return result
+    opts = model._meta
+    quote = connection.ops.quote_name
+    table = quote(opts.db_table)
+    assignments = ", ".join(f"{quote(opts.get_field(f).column)} = %s" for f in mark)
+    returning = ", ".join(quote(opts.get_field(f).column) for f in fields)
+    for expression, _ in extra:
+        returning += f", {expression}"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {assignments} WHERE id IN ("  # noqa: S608 - metadata names
+            f"SELECT id FROM {table} WHERE {pending_sql} "
+            "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) "
+            f"RETURNING {returning}",
+            [*mark.values(), batch_size, *extra_params],
+        )
+        rows = cursor.fetchall()
+    rows.sort(key=lambda row: row[0])
+    # Raw rows carry jsonb as text (Django decodes it in the field): decode what stands
+    # for a JSON field here, so both paths return the same values.
+    width = len(fields)
+    decode = [
+        width + i
+        for i, (_, name) in enumerate(extra)
+        if name and isinstance(opts.get_field(name), models.JSONField)
+    ]
+    if decode:
+        rows = [list(row) for row in rows]
+        for row in rows:
+            for i in decode:
+                if row[i] is not None:
+                    row[i] = json.loads(row[i])
+    return rows
+
+
+def rows_merge(
+    model: type[models.Model],
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    on_conflict: str,
+    portable: Callable[[], None],
+) -> None:
+    """Merge ``rows`` into ``model``'s table: on PostgreSQL one ``INSERT ... ON CONFLICT``
+    with ``on_conflict`` (the stored row aliased ``t0``, the new one ``EXCLUDED``);
+    elsewhere ``portable()``, the caller's own insert / lock / upsert."""
+    if not rows:
+        return
+    if is_postgresql():
+        pg_insert(model, columns, rows, on_conflict=on_conflict)
+    else:
+        portable()

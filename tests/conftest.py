@@ -166,7 +166,7 @@ def _clean_shared_state(broker_folder):
     The broker folder is emptied. Wake-up debouncing is forgotten: a wake published by an
     earlier test must not silence the wake a later test (and its worker) waits for.
     """
-    from scoring.tasks import wake_debounce_reset
+    from scoring.wakeups import wake_debounce_reset
 
     _cache_clear()
     if broker_folder is not None:

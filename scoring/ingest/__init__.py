@@ -56,7 +56,7 @@ from scoring.ingest.rejections import IngestRejected, request_error
 from scoring.ingest.store import events_insert
 from scoring.models import ApiKey
 from scoring.registry import event_type_get
-from scoring.tasks import consumer_wake
+from scoring.wakeups import consumer_wake
 
 __all__ = [
     "AWARD",

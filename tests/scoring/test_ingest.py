@@ -307,7 +307,7 @@ def test_request_with_events_wakes_the_consumer_after_commit(
     client, raw_key, django_capture_on_commit_callbacks, monkeypatch
 ):
     sent = []
-    monkeypatch.setattr("scoring.tasks._send", lambda task, **options: sent.append(task.name))
+    monkeypatch.setattr("scoring.wakeups._send", lambda name, **options: sent.append(name))
 
     with django_capture_on_commit_callbacks(execute=True):
         post(client, cli_event(), raw_key)

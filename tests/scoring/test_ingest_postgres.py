@@ -34,7 +34,7 @@ def _fast_password_hasher(settings):
 def woken(monkeypatch):
     """The consumer wake-ups sent after commit (the broker is the outside world here)."""
     sent = []
-    monkeypatch.setattr("scoring.tasks._send", lambda task, **options: sent.append(task.name))
+    monkeypatch.setattr("scoring.wakeups._send", lambda name, **options: sent.append(name))
     return sent
 
 

@@ -6,7 +6,7 @@ import logging
 import pytest
 from django.test import override_settings
 
-from scoring import tasks
+from scoring import wakeups
 from scoring.models import TelemetryEvent
 from tests.scoring.test_ingest import cli_event, post
 
@@ -74,24 +74,24 @@ def test_a_broker_outage_logs_one_line_going_and_one_coming_back(monkeypatch, ca
     up = [False]
     published = []
 
-    def apply_async(**options):
+    def apply_async(name, **options):
         if not up[0]:
             raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
         published.append(options)
 
-    monkeypatch.setattr(tasks.events_consume_task, "apply_async", apply_async)
+    monkeypatch.setattr(wakeups.app, "send_task", apply_async)
     clock = [100.0]
-    monkeypatch.setattr(tasks, "_clock", lambda: clock[0])
+    monkeypatch.setattr(wakeups, "_clock", lambda: clock[0])
     for _ in range(5):  # one publish per interval, each failing
-        tasks._send(tasks.events_consume_task, expires=60)
-        clock[0] += tasks.WAKE_INTERVAL_S
+        wakeups._send(wakeups.CONSUME_TASK, expires=60)
+        clock[0] += wakeups.WAKE_INTERVAL_S
     down = _lines(caplog, "swampclub.tasks")
     assert len(down) == 1
     assert "broker unavailable; could not wake scoring.events_consume" in down[0].getMessage()
     assert down[0].exc_info is None
 
     up[0] = True
-    tasks._send(tasks.events_consume_task, expires=60)
+    wakeups._send(wakeups.CONSUME_TASK, expires=60)
     assert len(published) == 1
     lines = _lines(caplog, "swampclub.tasks")
     assert len(lines) == 2
