@@ -119,5 +119,5 @@ def award_events_admit(
     return {"pending_approval": pending} if pending else {}
 
 
-def _recipient_ids(api_key: ApiKey, usernames: set[str]) -> list[tuple[str, int]]:
+def _recipient_ids(api_key: ApiKey, usernames: set[str]) -> list[tuple[str, int | None]]:
     return [(name, recipient_id_for(api_key, name)) for name in usernames]

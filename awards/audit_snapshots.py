@@ -60,7 +60,8 @@ def audit_created(
     created = [r for r in results if r.created]
     if not created:
         return 0
-    recipient_ids = {(r.award or r.request).recipient_id for r in created}
+    # A created result holds the award or the request it created.
+    recipient_ids = {row.recipient_id for r in created if (row := r.award or r.request)}
     if members is None or not recipient_ids <= members.keys():
         members = get_user_model().objects.in_bulk(recipient_ids)
     items = []

@@ -65,7 +65,8 @@ def award_event_parse(
     if not isinstance(properties, Mapping):
         return None, [FieldError("properties", "must be an object")]
     errors: list[FieldError] = []
-    username = properties.get("username")
+    # Raw JSON values, checked below (an event with any error is returned as errors only).
+    username: Any = properties.get("username")
     if not isinstance(username, str) or not username.strip():
         errors.append(FieldError("properties.username", "is required: the recipient's username"))
     elif len(username) > USERNAME_MAX:
@@ -77,11 +78,11 @@ def award_event_parse(
         value = properties.get(name)
         return default if value is None else value
 
-    points = properties.get("points")
+    points: Any = properties.get("points")
     if type(points) is float and points.is_integer():
         # JSON has one number type: 250.0 is the integer 250 (as JSON Schema says).
         points = int(points)
-    reason = properties.get("reason")
+    reason: Any = properties.get("reason")
     category = optional("category", Award.Category.OTHER)
     public = optional("public", True)
     granted_by_text = optional("grantedBy", "")

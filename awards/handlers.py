@@ -154,9 +154,9 @@ def award_events_conflict(events: Sequence[Mapping[str, Any]], api_key: ApiKey) 
     # queries is then seen either still pending or already granted, never neither.
     usernames = {a.username for a in awards}
     for queued in pending_awards(usernames):
-        first = seen.get((queued.username, queued.key))
-        if first is not None and (first.points, first.reason) != (queued.points, queued.reason):
-            return message(first, "by an award event waiting to be processed")
+        prior = seen.get((queued.username, queued.key))
+        if prior is not None and (prior.points, prior.reason) != (queued.points, queued.reason):
+            return message(prior, "by an award event waiting to be processed")
 
     stored = Award.objects.filter(
         recipient__username__in=usernames, idempotency_key__in={a.key for a in awards}

@@ -13,7 +13,7 @@ from scoring.models import MemberMetrics, UserScore
 from scoring.tiers import Tier, tier_for_total
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractUser
+    from django.contrib.auth.models import User as AuthUser
 
 User = get_user_model()
 
@@ -47,13 +47,13 @@ def grant_preview_from_total(*, username: str, current_total: int, points: int) 
     )
 
 
-def grant_preview(*, member, points: int) -> GrantPreview:
+def grant_preview(*, member: "AuthUser", points: int) -> GrantPreview:
     """The member's current total (as last computed) and the total after ``points`` more."""
     current = member_current_total(member=member)
     return grant_preview_from_total(username=member.username, current_total=current, points=points)
 
 
-def member_current_total(*, member) -> int:
+def member_current_total(*, member: "AuthUser") -> int:
     """The member's last computed total, or their award points if never scored."""
     score = UserScore.objects.filter(member=member).values_list("total_score", flat=True).first()
     if score is not None:
@@ -74,7 +74,7 @@ def totals_for_members(*, member_ids: Iterable[int]) -> dict[int, int]:
     return totals
 
 
-def usernames_to_members(*, usernames: Iterable[str]) -> dict[str, "AbstractUser"]:
+def usernames_to_members(*, usernames: Iterable[str]) -> dict[str, "AuthUser"]:
     """Members keyed by the username as given, in one query (two when some need case folding).
 
     An exact match wins; a name typed in another case matches when only one member has it
@@ -82,9 +82,7 @@ def usernames_to_members(*, usernames: Iterable[str]) -> dict[str, "AbstractUser
     Names with no member are absent from the result.
     """
     names = {u for u in usernames if u}
-    found: dict[str, AbstractUser] = {
-        u.username: u for u in User.objects.filter(username__in=names)
-    }
+    found: dict[str, AuthUser] = {u.username: u for u in User.objects.filter(username__in=names)}
     missing = {n for n in names if n not in found}
     if missing:
         candidates: dict[str, list] = {}
@@ -98,6 +96,6 @@ def usernames_to_members(*, usernames: Iterable[str]) -> dict[str, "AbstractUser
     return found
 
 
-def member_by_username(*, username: str) -> "AbstractUser | None":
+def member_by_username(*, username: str) -> "AuthUser | None":
     """The member with this username (exact, else the only case-insensitive match), or None."""
     return usernames_to_members(usernames=[username]).get(username)

@@ -34,6 +34,14 @@ class ApproveResult(NamedTuple):
     score: ScoreResult | None
 
 
+def _granted(award: Award | None) -> Award:
+    # An approved request names its award (PROTECT keeps it), and ``award_grant`` returns
+    # the award or raises.
+    if award is None:
+        raise ValueError("an approved request without its award")
+    return award
+
+
 def _locked(request_id: int) -> AwardRequest:
     return (
         AwardRequest.objects.select_for_update(of=("self",))
@@ -61,7 +69,9 @@ def award_request_approve(*, request_id: int, approver: "User") -> ApproveResult
     request = _locked(request_id)
     _may_decide(request, approver)
     if request.state == AwardRequest.State.APPROVED:
-        return ApproveResult(request=request, award=request.award, created=False, score=None)
+        return ApproveResult(
+            request=request, award=_granted(request.award), created=False, score=None
+        )
     now = timezone.now()
     state = request.effective_state(now)
     if state != AwardRequest.State.PENDING:
@@ -94,7 +104,7 @@ def award_request_approve(*, request_id: int, approver: "User") -> ApproveResult
         after={**request_snapshot(request), "award_created": grant.created},
     )
     return ApproveResult(
-        request=request, award=grant.award, created=grant.created, score=grant.score
+        request=request, award=_granted(grant.award), created=grant.created, score=grant.score
     )
 
 

@@ -76,7 +76,9 @@ def approval_needed(points: int) -> bool:
     return points > settings.AWARD_APPROVAL_THRESHOLD
 
 
-def stored_by_key(specs: Sequence[GrantSpec], model) -> dict[tuple[int, str], Any]:
+def stored_by_key(
+    specs: Sequence[GrantSpec], model: type[Award] | type[AwardRequest]
+) -> dict[tuple[int, str], Any]:
     """Stored rows of ``model`` (Award or AwardRequest) for the specs' (recipient, key)."""
     wanted = {(s.recipient_id, s.idempotency_key) for s in specs}
     if not wanted:

@@ -166,8 +166,8 @@ def award_history_for_member(
     ``category_given=True`` gives a private award's category code (not its label) whoever
     looks: the awards JSON's contract (SPEC §8 nulls only the reason).
     """
-    awards = _history(member, staff_fields=staff_fields)
-    awards = list(awards[offset:] if limit is None else awards[offset : offset + limit])
+    history = _history(member, staff_fields=staff_fields)
+    awards = list(history[offset:] if limit is None else history[offset : offset + limit])
     # Asked only when it matters: the permission check may cost a query.
     private_text = (
         staff_fields or any(not award.public or hasattr(award, "revocation") for award in awards)

@@ -5,7 +5,7 @@ the score chart and the activity heatmap. The leaderboards are ``members.leaderb
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from django.contrib.auth.models import User
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import (
     Count,
     Max,
@@ -90,7 +90,11 @@ def award_counts_for_member(*, member: User) -> dict[str, int]:
 
 
 def award_page_for_member(
-    *, member, viewer, page: int = 1, page_size: int = AWARD_PAGE_SIZE
+    *,
+    member: User,
+    viewer: User | AnonymousUser | None,
+    page: int = 1,
+    page_size: int = AWARD_PAGE_SIZE,
 ) -> AwardPage:
     """One page of ``member``'s awards, newest first, as ``viewer`` may see them.
 

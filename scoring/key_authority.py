@@ -56,8 +56,9 @@ def _award_permission_annotations(user_ref: str) -> dict[str, Any]:
     """
     app_label, codename = AWARD_PERMISSION.split(".")
     user_model = get_user_model()
-    user_permissions = user_model._meta.get_field("user_permissions")
-    groups = user_model._meta.get_field("groups")
+    # Looked up through the model's metadata (no hard-coded link tables): dynamic, so Any.
+    user_permissions: Any = user_model._meta.get_field("user_permissions")
+    groups: Any = user_model._meta.get_field("groups")
     permission_model = user_permissions.remote_field.model
     permission_id = Subquery(
         permission_model.objects.filter(
@@ -108,7 +109,7 @@ def owners_authority(*, owner_ids: Iterable[int]) -> dict[int, OwnerAuthority]:
         get_user_model()
         .objects.filter(pk__in=set(owner_ids))
         .annotate(**_award_permission_annotations("pk"))
-        .values_list(
+        .values_list(  # type: ignore[misc]  # the annotations' names are built at run time
             "pk", "is_active", "is_staff", "is_superuser", "award_perm_direct", "award_perm_group"
         )
     )

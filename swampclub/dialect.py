@@ -16,12 +16,27 @@ from typing import Any
 import msgspec
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, models
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models.fields.reverse_related import ForeignObjectRel
+from django.db.models.sql.compiler import SQLCompiler
 from django.utils import timezone
 
 
 def is_postgresql() -> bool:
     """True when the default database is PostgreSQL (the fast paths are PostgreSQL SQL)."""
     return connection.vendor == "postgresql"
+
+
+def _field_column(field: models.Field | ForeignObjectRel) -> str:
+    """The database column of a concrete ``field`` (``TypeError`` for anything without one)."""
+    if not isinstance(field, models.Field) or field.column is None:
+        raise TypeError(f"{field!r} has no database column")
+    return field.column
+
+
+def _column_of(model: type[models.Model], name: str) -> str:
+    """The database column of ``model``'s field ``name`` (a field name or an attname)."""
+    return _field_column(model._meta.get_field(name))
 
 
 def ids_in(column: str, ids: Iterable[int], *, vendor: str | None = None) -> tuple[str, list[Any]]:
@@ -53,7 +68,7 @@ def _array_columns(model: type[models.Model], columns: Sequence[str]) -> list[tu
     for name in columns:
         field = opts.get_field(name)
         target = field.target_field if isinstance(field, models.ForeignKey) else field
-        result.append((quote(field.column), f"{target.db_type(connection)}[]"))
+        result.append((quote(_field_column(field)), f"{target.db_type(connection)}[]"))
     return result
 
 
@@ -211,13 +226,12 @@ def upsert_rows(
     if not rows:
         return
     if is_postgresql():
-        opts = model._meta
         quote = connection.ops.quote_name
         assignments = ", ".join(
-            f"{quote(opts.get_field(f).column)} = EXCLUDED.{quote(opts.get_field(f).column)}"
+            f"{quote(_column_of(model, f))} = EXCLUDED.{quote(_column_of(model, f))}"
             for f in update
         )
-        target = quote(opts.get_field(unique).column)
+        target = quote(_column_of(model, unique))
         pg_insert(
             model, columns, rows, on_conflict=f"ON CONFLICT ({target}) DO UPDATE SET {assignments}"
         )
@@ -268,8 +282,8 @@ def insert_returning_new(
     meta = model._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key]
     qn = connection.ops.quote_name
-    columns = ", ".join(qn(f.column) for f in fields)
-    target = ", ".join(qn(meta.get_field(name).column) for name in unique)
+    columns = ", ".join(qn(_field_column(f)) for f in fields)
+    target = ", ".join(qn(_column_of(model, name)) for name in unique)
     rows = [
         [f.get_db_prep_save(f.pre_save(obj, add=True), connection=connection) for f in fields]
         for obj in objs
@@ -281,7 +295,7 @@ def insert_returning_new(
             # Identifiers come from the model and are quoted; every value is a parameter.
             f"INSERT INTO {qn(meta.db_table)} ({columns}) "  # noqa: S608
             f"SELECT * FROM ({source}) AS row_source WHERE true "
-            f"ON CONFLICT ({target}) DO NOTHING RETURNING {qn(meta.pk.column)}"
+            f"ON CONFLICT ({target}) DO NOTHING RETURNING {qn(_field_column(meta.pk))}"
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
@@ -304,12 +318,12 @@ def add_from_deltas(
     meta = model._meta
     qn = connection.ops.quote_name
     table = qn(meta.db_table)
-    key_col = qn(meta.get_field(key).column)
-    value_col = qn(meta.get_field(column).column)
+    key_col = qn(_column_of(model, key))
+    value_col = qn(_column_of(model, column))
     assignments = f"{value_col} = {table}.{value_col} + delta.amount"
     extra: list[Any] = []
     if touch is not None:
-        assignments += f", {qn(meta.get_field(touch).column)} = %s"
+        assignments += f", {qn(_column_of(model, touch))} = %s"
         extra.append(connection.ops.adapt_datetimefield_value(timezone.now()))
     for source, params in rows_source(deltas, ["bigint", "bigint"]):
         # A CTE names the source's columns the same way on PostgreSQL and SQLite (≥ 3.33).
@@ -361,7 +375,7 @@ class InIds(models.Lookup):
     lookup_name = "in_ids"
     prepare_rhs = False
 
-    def as_sql(self, compiler, connection):
+    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, Any]:
         lhs, lhs_params = self.process_lhs(compiler, connection)
         ids = self.rhs.ids if isinstance(self.rhs, IdArray) else self.rhs
         if connection.vendor != "postgresql" and not ids:

@@ -177,9 +177,9 @@ def client_for(endpoint_id: int, url: str) -> EndpointClient:
             if now - client.last_used > IDLE_S or (key[0] == endpoint_id and key[1] != url):
                 client.close()
                 del _clients[key]
-        client = _clients.get((endpoint_id, url))
-        if client is None:
+        current = _clients.get((endpoint_id, url))
+        if current is None:
             pool_size = max(1, settings.WEBHOOK_ENDPOINT_CONCURRENCY)
-            client = _clients[(endpoint_id, url)] = EndpointClient(url, pool_size=pool_size)
-        client.last_used = now
-        return client
+            current = _clients[(endpoint_id, url)] = EndpointClient(url, pool_size=pool_size)
+        current.last_used = now
+        return current

@@ -7,6 +7,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.utils import timezone
@@ -26,11 +27,14 @@ from awards.requests import grants_route
 from awards.services import GrantSpec, awards_bulk_check
 from scoring.tiers import tier_for_total
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User as AuthUser
+
 # A dry run can be confirmed for this long; older ones are deleted by the next upload.
 DRY_RUN_TTL = timedelta(hours=24)
 
 
-def bulk_check(*, report: BulkReport, granted_by) -> BulkReport:
+def bulk_check(*, report: BulkReport, granted_by: "AuthUser | None") -> BulkReport:
     """Check every parsed row against the database (members, rules, stored awards).
 
     A fixed number of queries whatever the file's size: members by username (one or two),
@@ -54,10 +58,11 @@ def bulk_check(*, report: BulkReport, granted_by) -> BulkReport:
             row.errors.append(f"Points “{row.points_text}” is not a whole number.")
         if row.errors:
             continue
+        member, points = row.checked()
         specs.append(
             GrantSpec(
-                recipient_id=row.member.pk,
-                points=row.points,
+                recipient_id=member.pk,
+                points=points,
                 reason=row.reason,
                 idempotency_key=row.key,
                 category=row.category,
@@ -75,11 +80,12 @@ def bulk_check(*, report: BulkReport, granted_by) -> BulkReport:
     for row in spec_rows:
         if row.errors or row.state == "existing":
             continue
-        earlier = first_with_key.setdefault((row.member.pk, row.key), row)
+        member, points = row.checked()
+        earlier = first_with_key.setdefault((member.pk, row.key), row)
         if earlier is not row:
             row.state, row.duplicate_of = "duplicate", earlier.number
             continue
-        payload = (row.member.pk, row.points, row.reason.strip())
+        payload = (member.pk, points, row.reason.strip())
         twin = first_with_payload.setdefault(payload, row)
         if twin is not row:
             row.warning = (
@@ -94,7 +100,7 @@ def bulk_check(*, report: BulkReport, granted_by) -> BulkReport:
     return report
 
 
-def _governance_check(report: BulkReport, granted_by) -> None:
+def _governance_check(report: BulkReport, granted_by: "AuthUser | None") -> None:
     """Mark rows that will become award requests; refuse a file over the uploader's budget.
 
     Two queries for the routing, two for the budget (see ``awards.requests``,
@@ -106,12 +112,13 @@ def _governance_check(report: BulkReport, granted_by) -> None:
         return
     specs = [
         GrantSpec(
-            recipient_id=row.member.pk,
-            points=row.points,
+            recipient_id=member.pk,
+            points=points,
             reason=row.reason,
             idempotency_key=row.key,
         )
         for row in rows
+        for member, points in [row.checked()]
     ]
     routing = grants_route(specs)
     for index in routing.requests:
@@ -128,8 +135,9 @@ def _tier_impacts(rows: Iterable[BulkRow]) -> list[GrantPreview]:
     gains: dict[int, int] = defaultdict(int)
     names: dict[int, str] = {}
     for row in rows:
-        gains[row.member.pk] += row.points
-        names[row.member.pk] = row.member.username
+        member, points = row.checked()
+        gains[member.pk] += points
+        names[member.pk] = member.username
     totals = totals_for_members(member_ids=gains)
     impacts = []
     for member_id, gain in gains.items():
@@ -143,7 +151,9 @@ def _tier_impacts(rows: Iterable[BulkRow]) -> list[GrantPreview]:
     return sorted(impacts, key=lambda i: (-i.new_tier.ordinal, i.username))
 
 
-def bulk_dry_run(*, raw: bytes, filename: str, uploaded_by, audit: bool = True) -> BulkReport:
+def bulk_dry_run(
+    *, raw: bytes, filename: str, uploaded_by: "AuthUser", audit: bool = True
+) -> BulkReport:
     """Parse and check a file; when it can be granted, store it as a job awaiting confirmation.
 
     Writes no award; records the upload in the audit trail unless ``audit`` is False
@@ -159,15 +169,16 @@ def bulk_dry_run(*, raw: bytes, filename: str, uploaded_by, audit: bool = True) 
         rows = [
             {
                 "row": row.number,
-                "recipient_id": row.member.pk,
-                "username": row.member.username,
-                "points": row.points,
+                "recipient_id": member.pk,
+                "username": member.username,
+                "points": points,
                 "reason": row.reason,
                 "category": row.category,
                 "key": row.key,
             }
             for row in report.rows
             if row.state in ("new", "existing", "duplicate")
+            for member, points in [row.checked()]
         ]
         report.job = BulkGrantJob.objects.create(
             token=uuid.uuid4(),
@@ -190,7 +201,7 @@ def bulk_dry_run(*, raw: bytes, filename: str, uploaded_by, audit: bool = True) 
     return report
 
 
-def _report_summary(report: BulkReport) -> dict:
+def _report_summary(report: BulkReport) -> dict[str, Any]:
     return {
         "filename": report.filename,
         "sha256": report.sha256,

@@ -3,8 +3,9 @@
 import logging
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
@@ -32,7 +33,7 @@ STALL_AFTER = timedelta(minutes=2)
 ACTIVE = (BulkGrantJob.Status.QUEUED, BulkGrantJob.Status.RUNNING)
 
 
-def bulk_job_get(*, token: uuid.UUID, user) -> BulkGrantJob | None:
+def bulk_job_get(*, token: uuid.UUID, user: User) -> BulkGrantJob | None:
     """The job with this token if ``user`` uploaded it, else None."""
     return (
         BulkGrantJob.objects.select_related("created_by")
@@ -41,7 +42,7 @@ def bulk_job_get(*, token: uuid.UUID, user) -> BulkGrantJob | None:
     )
 
 
-def bulk_job_confirm(*, token: uuid.UUID, user) -> BulkGrantJob:
+def bulk_job_confirm(*, token: uuid.UUID, user: User) -> BulkGrantJob:
     """Confirm a dry run: grant it now (small files) or queue ``awards.bulk_grant``.
 
     Only the uploader can confirm, once: the claim is a conditional UPDATE from ``dry_run``,
@@ -178,7 +179,7 @@ def bulk_job_run(*, job_id: int) -> int:
     return created_total
 
 
-def bulk_jobs_resume(*, now=None) -> int:
+def bulk_jobs_resume(*, now: datetime | None = None) -> int:
     """Run every confirmed job that stalled (lost task message, killed worker); return count.
 
     A job is claimed by moving its ``updated_at`` forward with a conditional UPDATE, so two

@@ -8,11 +8,15 @@ import csv
 import hashlib
 import io
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
 
 from awards.models import Award, BulkGrantJob
 from awards.recipients import GrantPreview
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User as AuthUser
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 20_000
@@ -31,7 +35,8 @@ class BulkRow:
     reason: str
     category: str
     award_id: str
-    member: object | None = None
+    # Both set by ``bulk_check``; a row without errors has the member and the points.
+    member: "AuthUser | None" = None
     points: int | None = None
     key: str = ""
     errors: list[str] = field(default_factory=list)
@@ -40,6 +45,12 @@ class BulkRow:
     state: str = "new"
     duplicate_of: int | None = None
     warning: str = ""
+
+    def checked(self) -> tuple["AuthUser", int]:
+        """The member and points of a row that passed the checks (``ValueError`` before)."""
+        if self.member is None or self.points is None:
+            raise ValueError(f"row {self.number} has no member or points yet")
+        return self.member, self.points
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from array import array
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, TypedDict
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -24,6 +25,9 @@ from django.db.models.functions import Coalesce
 from members.leaderboard.cursor import WINDOWS
 from scoring.models import ScoreHistory, UserScore
 from scoring.tiers import Tier, tier_get
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 User = get_user_model()
 
@@ -75,7 +79,15 @@ def _board_members() -> QuerySet[UserScore]:
     return rows
 
 
-def leaderboard_queryset(*, start: datetime | None) -> QuerySet[UserScore]:
+class BoardValue(TypedDict):
+    """The annotation ``leaderboard_queryset`` adds to each row."""
+
+    board_value: int
+
+
+def leaderboard_queryset(
+    *, start: datetime | None
+) -> "QuerySet[WithAnnotations[UserScore, BoardValue]]":
     """Board rows annotated with ``board_value``: the total, or the gain since ``start``.
 
     The gain is the total now minus the last ScoreHistory total at or before ``start``,

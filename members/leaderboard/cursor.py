@@ -88,7 +88,7 @@ class Cursor:
                 place
                 and not (
                     all(isinstance(n, int) and not isinstance(n, bool) for n in place)
-                    and 0 <= above <= ahead < 2**63
+                    and 0 <= place[1] <= place[0] < 2**63  # (ahead, above)
                 )
             )
         ):

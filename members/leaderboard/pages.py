@@ -3,7 +3,7 @@
 from datetime import datetime
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import (
     Count,
     Q,
@@ -74,13 +74,12 @@ def _all_time_rows(cursor: Cursor | None, size: int) -> tuple[list[Row], int, in
     """
     board = leaderboard_queryset(start=None)
     columns = ("board_value", "username", "total_score", "tier")
-    placed = cursor is not None and cursor.ahead is not None and cursor.above is not None
     if cursor is None or cursor.direction == "after":
         rows = board if cursor is None else board.filter(_behind(cursor.value, cursor.username))
         fetched = list(rows.order_by("-board_value", "username").values_list(*columns)[: size + 1])
         has_next = len(fetched) > size
         fetched = fetched[:size]
-        if fetched and placed:
+        if fetched and cursor is not None and cursor.ahead is not None and cursor.above is not None:
             ahead = cursor.ahead + 1
             above = cursor.above if fetched[0][0] == cursor.value else ahead
             return fetched, ahead, above, has_next
@@ -91,7 +90,7 @@ def _all_time_rows(cursor: Cursor | None, size: int) -> tuple[list[Row], int, in
         fetched = fetched[:size]
         fetched.reverse()
         has_next = True
-        if fetched and placed:
+        if fetched and cursor.ahead is not None and cursor.above is not None:
             ahead = max(cursor.ahead - len(fetched), 0)
             top = fetched[0][0]
             if top == cursor.value:
@@ -135,7 +134,7 @@ def leaderboard_page(
     cursor: Cursor | None = None,
     now: datetime,
     page_size: int | None = None,
-    member: AbstractBaseUser | None = None,
+    member: User | None = None,
 ) -> BoardPage:
     """One page of the ``window`` board, after or before ``cursor`` (the top without one).
 
@@ -197,7 +196,7 @@ def leaderboard_page(
 
 def leaderboard_cursor_for_member(
     *,
-    member: AbstractBaseUser,
+    member: User,
     window: str,
     now: datetime,
     page_size: int | None = None,

@@ -2,6 +2,7 @@
 
 from fractions import Fraction
 from functools import cache
+from typing import Any
 from urllib.parse import quote
 
 from django import template
@@ -22,7 +23,7 @@ _PATH_SAFE = "!$&'()*+,;=" + "/~:@"
 
 
 @register.filter
-def num(value) -> str:
+def num(value: Any) -> str:
     """``{{ 1234567|num }}`` → ``"1,234,567"``: the site's one number filter, ``intcomma``
     for its only locale (en-us) without the per-call locale lookups ("" for None)."""
     try:

@@ -19,6 +19,7 @@ A request is handled in three steps, each of which may refuse it with an
 Validation is all-or-nothing: one bad event and nothing is stored.
 """
 
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -184,7 +185,7 @@ def _cli_batch_rows(cli_batch: CliBatch, api_key: ApiKey, now: datetime) -> list
     )
 
 
-def _admit(checks, api_key: ApiKey, data: Any) -> dict[str, int]:
+def _admit(checks: Sequence[ConflictCheck], api_key: ApiKey, data: Any) -> dict[str, int]:
     """Run each checked type's ``admit`` hook with the events' positions in the request."""
     extra: dict[str, int] = {}
     positions: dict[int, int] | None = None

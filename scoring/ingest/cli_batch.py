@@ -75,7 +75,7 @@ class TypedEntry(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=Fa
     distinct_id: str
     insert_id: str | UnsetType = UNSET
     timestamp: str | UnsetType = UNSET
-    properties: TypedProperties  # type: ignore[valid-type]
+    properties: TypedProperties
 
 
 class TypedBatch(msgspec.Struct, forbid_unknown_fields=True, gc=False):

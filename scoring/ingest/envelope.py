@@ -117,7 +117,7 @@ def events_of(payload: Any) -> tuple[list[Any], bool]:
 
 def text_errors(payload: Any, events: list[Any], batch: bool) -> list[dict[str, Any]]:
     """An error for each unstorable string or key: per event, then elsewhere in the body."""
-    errors = []
+    errors: list[dict[str, Any]] = []
     for index, event in enumerate(events):
         if type(event) is dict:
             errors.extend(

@@ -89,10 +89,10 @@ def _events_validate(
         name_ok = type(name) is str and 0 < len(name) <= MAX_NAME_LENGTH and not name.isspace()
         if not name_ok:
             errors.append({"index": index, "field": "event", "message": NAME_MESSAGE})
-        distinct_id = event.get("distinct_id")
+        distinct_id: Any = event.get("distinct_id")
         if not is_short_text(distinct_id, MAX_NAME_LENGTH):
             errors.append({"index": index, "field": "distinct_id", "message": NAME_MESSAGE})
-        insert_id = event.get("insert_id")
+        insert_id: Any = event.get("insert_id")
         if insert_id is not None and not is_short_text(insert_id, MAX_INSERT_ID_LENGTH):
             errors.append({"index": index, "field": "insert_id", "message": INSERT_ID_MESSAGE})
         timestamp: Any = event.get("timestamp")

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 from django.db import connection
 
+from scoring.columns import column
 from scoring.ingest.envelope import Row
 from scoring.models import ApiKey, TelemetryEvent
 from swampclub.dialect import events_insert_rows
@@ -40,8 +41,8 @@ _COLUMNS = (
 def _names() -> tuple[str, str, str]:
     meta = TelemetryEvent._meta
     qn = connection.ops.quote_name
-    columns = ", ".join(qn(meta.get_field(name).column) for name in _COLUMNS)
-    conflict = ", ".join(qn(meta.get_field(name).column) for name in DEDUP_KEY)
+    columns = ", ".join(qn(column(TelemetryEvent, name)) for name in _COLUMNS)
+    conflict = ", ".join(qn(column(TelemetryEvent, name)) for name in DEDUP_KEY)
     return qn(meta.db_table), columns, conflict
 
 

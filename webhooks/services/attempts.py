@@ -14,6 +14,7 @@ import random
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
@@ -59,14 +60,14 @@ def _retry_after_s(value: str | None, *, now: datetime) -> float | None:
 def _body(delivery: WebhookDelivery, endpoint: WebhookEndpoint) -> dict | None:
     """The body to POST, or None when a Discord endpoint has nothing to announce."""
     discord = endpoint.format == WebhookEndpoint.Format.DISCORD
-    if delivery.event_id is None:
+    event = delivery.event  # None for a test delivery (no query then)
+    if event is None:
         if discord:
             text = discord_text(
                 event_type=TEST_EVENT_TYPE, payload={"username": ""}, context={}, endpoint=endpoint
             )
             return discord_body(text or "")
         return delivery.test_payload or {}
-    event = delivery.event
     if discord:
         text = discord_text(
             event_type=event.event_type,
@@ -98,18 +99,19 @@ def _post(
 def _outcome(delivery: WebhookDelivery, result: SendResult, finished: datetime) -> Outcome:
     """The delivery's state after ``result``: delivered, a retry at its backoff (or the
     429's ``Retry-After``), or dead after ``WEBHOOK_MAX_ATTEMPTS`` attempts."""
-    fields = {
-        "delivery_id": delivery.pk,
-        "attempts": delivery.attempts,
-        "status": result.status,
-        "latency_ms": result.latency_ms,
-        "error": result.error,
-        "excerpt": result.excerpt,
-    }
+    outcome = Outcome(
+        delivery_id=delivery.pk,
+        attempts=delivery.attempts,
+        state=State.PENDING,
+        status=result.status,
+        latency_ms=result.latency_ms,
+        error=result.error,
+        excerpt=result.excerpt,
+    )
     if result.ok or result is NOTHING:
-        return Outcome(state=State.DELIVERED, delivered_at=finished, **fields)
+        return replace(outcome, state=State.DELIVERED, delivered_at=finished)
     if delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
-        return Outcome(state=State.DEAD, **fields)
+        return replace(outcome, state=State.DEAD)
     delay = None
     if result.status == 429:
         delay = _retry_after_s(result.retry_after, now=finished)
@@ -117,9 +119,7 @@ def _outcome(delivery: WebhookDelivery, result: SendResult, finished: datetime) 
             delay = min(delay, settings.WEBHOOK_RETRY_AFTER_MAX_S)
     if delay is None:
         delay = backoff_s(delivery.attempts)
-    return Outcome(
-        state=State.PENDING, next_attempt_at=finished + timedelta(seconds=delay), **fields
-    )
+    return replace(outcome, next_attempt_at=finished + timedelta(seconds=delay))
 
 
 class RunState:

@@ -56,7 +56,7 @@ def _table() -> str:
     return connection.ops.quote_name(WebhookDelivery._meta.db_table)
 
 
-def _dt(value: datetime | None) -> object:
+def _dt(value: datetime | None) -> str | None:
     return None if value is None else connection.ops.adapt_datetimefield_value(value)
 
 
@@ -153,7 +153,7 @@ def outcomes_record(outcomes: Sequence[Outcome]) -> set[int]:
     row_sql = (
         "(" + ", ".join(f"CAST(%s AS {t})" if postgresql else "%s" for t in _RECORD_TYPES) + ")"
     )
-    params: list[object] = []
+    params: list[int | str | None] = []
     for o in outcomes:
         params += [
             o.delivery_id,

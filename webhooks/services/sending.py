@@ -162,8 +162,9 @@ def delivery_send(*, delivery_id: int) -> str:
     (outcome,) = Batch(delivery.endpoint, [delivery], run=RunState()).outcomes()
     if not claims.outcomes_record([outcome]):
         return "busy"
-    if outcome.state == State.PENDING:
-        delay = max((outcome.next_attempt_at - timezone.now()).total_seconds(), 0.0)
+    retry_at = outcome.next_attempt_at  # set on every pending outcome
+    if outcome.state == State.PENDING and retry_at is not None:
+        delay = max((retry_at - timezone.now()).total_seconds(), 0.0)
         endpoints_enqueue_on_commit([delivery.endpoint_id], countdown=delay)
         return "retry"
     endpoints_enqueue_on_commit([delivery.endpoint_id])
