@@ -16,6 +16,9 @@ class ScoringConfig(AppConfig):
         from scoring.models import ApiKey
         from scoring.registry import EventType, event_type_register, ledger_check_register
         from swampclub.dialect import lookups_register
+        from swampclub.folders import local_folders_create
+
+        local_folders_create()
 
         event_type_register(
             EventType(
