@@ -24,6 +24,7 @@ from django.db.models import Q
 from django.db.models.constants import OnConflict
 from django.utils import timezone
 
+from scoring.columns import column, field_column
 from scoring.models import MetricsSnapshot, ScoreHistory, TierBadgeClaim, TierChange, UserScore
 from scoring.outbox import outbox_tier_changes
 from scoring.pipeline import RunKind, pipeline_run_record
@@ -85,14 +86,15 @@ def _zero_rows_insert(member_ids: list[int], now: datetime) -> None:
     portable first-row path): one ``INSERT OR IGNORE ... SELECT`` from the user table, so
     unknown ids insert nothing and the users need no read of their own."""
     quote = connection.ops.quote_name
-    score, user = UserScore._meta, get_user_model()._meta
-    columns = ", ".join(quote(score.get_field(c).column) for c in SCORE_COLUMNS)
-    pk, username = quote(user.pk.column), quote(user.get_field("username").column)
+    user = get_user_model()._meta
+    columns = ", ".join(quote(column(UserScore, c)) for c in SCORE_COLUMNS)
+    pk = quote(field_column(user.pk))
+    username = quote(field_column(user.get_field("username")))
     where, params = ids_in(pk, member_ids)
     insert = connection.ops.insert_statement(on_conflict=OnConflict.IGNORE)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"{insert} {quote(score.db_table)} ({columns}) "  # noqa: S608 - metadata names
+            f"{insert} {quote(UserScore._meta.db_table)} ({columns}) "  # noqa: S608 - metadata names
             f"SELECT {pk}, {username}, 0, 0, 0, 1, 0, 0, %s, 1, NULL, NULL "
             f"FROM {quote(user.db_table)} WHERE {where}",
             [connection.ops.adapt_datetimefield_value(now), *params],
@@ -207,9 +209,9 @@ def _refresh(
                 _zero_rows_insert(missing, now)
                 current.update(scores_lock(missing))
             else:
-                created, values, rules = first
-                computed.update((i, (values[i], None, None)) for i in created)
-                lost = [i for i in values if i not in computed]
+                created, first_values, rules = first
+                computed.update((i, (first_values[i], None, None)) for i in created)
+                lost = [i for i in first_values if i not in computed]
                 if lost:
                     # Created by a concurrent refresh meanwhile: lock and recompute below,
                     # with the rules read again (that refresh may have been a rescore's).

@@ -20,6 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from django.db import transaction
 
@@ -97,7 +98,7 @@ def _send_trailing(name: str, options: dict) -> None:
     _publish(name, options)
 
 
-def _send(name: str, **options) -> None:
+def _send(name: str, **options: Any) -> None:
     # At most one publish per task per WAKE_INTERVAL_S in this process (monotonic clock,
     # so a wall-clock step never silences wakes), plus one trailing publish when wakes were
     # suppressed. The slot is taken even when the publish fails: a broker outage then costs

@@ -500,7 +500,9 @@ def _portable_value(value: Any) -> Any:
     return json.loads(value) if isinstance(value, JsonText) else value
 
 
-def _instances(model: type[models.Model], columns: Sequence[str], rows) -> list[models.Model]:
+def _instances(
+    model: type[models.Model], columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> list[models.Model]:
     return [
         model(**{c: _portable_value(v) for c, v in zip(columns, row, strict=True)}) for row in rows
     ]
@@ -609,8 +611,8 @@ def queue_claim(
     opts = model._meta
     quote = connection.ops.quote_name
     table = quote(opts.db_table)
-    assignments = ", ".join(f"{quote(opts.get_field(f).column)} = %s" for f in mark)
-    returning = ", ".join(quote(opts.get_field(f).column) for f in fields)
+    assignments = ", ".join(f"{quote(_column_of(model, f))} = %s" for f in mark)
+    returning = ", ".join(quote(_column_of(model, f)) for f in fields)
     for expression, _ in extra:
         returning += f", {expression}"
     with connection.cursor() as cursor:
