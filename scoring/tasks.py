@@ -54,6 +54,16 @@ def heartbeat_task() -> int:
     return 1
 
 
+@shared_task(name="scoring.telemetry_partitions", acks_late=True)
+def telemetry_partitions_task() -> int:
+    """Create the events table's partitions ahead and retire old ones (``scoring.partitions``,
+    ``scoring.retention``); return how many partitions were created or retired."""
+    from scoring.partitions import partitions_create_ahead
+    from scoring.retention import partitions_retire
+
+    return len(partitions_create_ahead()) + len(partitions_retire())
+
+
 # A wake-up only says "look at PostgreSQL": the consumer and the score batch each loop until
 # nothing is pending, and beat runs them anyway (every 5 s and 30 s). So one publish per
 # task per process and interval is enough; publishing on every request cost about a

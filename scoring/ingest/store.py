@@ -1,9 +1,15 @@
-"""Storing a request's events: one INSERT ... ON CONFLICT (insert_id) DO NOTHING.
+"""Storing a request's events: one INSERT ... ON CONFLICT (insert_id, timestamp) DO NOTHING.
 
 Rows are inserted in request order; an ``insert_id`` already stored, or repeated earlier in
 the same request, conflicts and is skipped (DO NOTHING also sees rows inserted earlier by
 the same statement), so the first occurrence wins. The statement's row count is what was
 new: skipped rows are not counted.
+
+The dedup key includes ``timestamp``, the event's own time (on PostgreSQL the table is
+partitioned by it, and a unique key must include the partition key): a resend carries the
+same time, lands in the same partition and conflicts there. A row whose time is only the
+time received (``now``: the client sent none and the type has no time of its own) has no
+such guarantee, so it is also skipped when its ``insert_id`` is stored at any time.
 """
 
 import json
@@ -32,11 +38,12 @@ _COLUMNS = (
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
-def _names() -> tuple[str, str, str]:
+def _names() -> tuple[str, str, str, str]:
     meta = TelemetryEvent._meta
     qn = connection.ops.quote_name
     columns = ", ".join(qn(meta.get_field(name).column) for name in _COLUMNS)
-    return qn(meta.db_table), columns, qn(meta.get_field("insert_id").column)
+    insert_id, timestamp = (qn(meta.get_field(name).column) for name in ("insert_id", "timestamp"))
+    return qn(meta.db_table), columns, insert_id, timestamp
 
 
 def events_insert(
@@ -56,7 +63,7 @@ def events_insert(
     row's ``insert_id``, normalized timestamp and drifted fields travel beside it.
     ``cli_version`` (from the request's User-Agent) is stored with every row.
     """
-    table, columns, insert_id_column = _names()
+    table, columns, insert_id_column, timestamp_column = _names()
     constants = [
         api_key.pk,
         api_key.owner_id,
@@ -82,9 +89,14 @@ def events_insert(
             "CASE WHEN json_typeof(r.m -> 2) = 'array' THEN (r.m -> 2)::jsonb END "
             "FROM ROWS FROM (json_array_elements(%s::json), "
             f"jsonb_array_elements({events_sql})) WITH ORDINALITY AS r(m, b, n) "
-            f"ORDER BY r.n ON CONFLICT ({insert_id_column}) DO NOTHING"
+            f"WHERE r.m -> 3 IS NULL OR NOT EXISTS (SELECT 1 FROM {table} e "
+            f"WHERE e.{insert_id_column} = r.m ->> 0) "
+            f"ORDER BY r.n ON CONFLICT ({insert_id_column}, {timestamp_column}) DO NOTHING"
         )
-        meta = _dumps([[row[0], row[3].isoformat(), row[5]] for row in rows])
+        # A fourth element marks a row timed only by its arrival (see the module's doc).
+        meta = _dumps(
+            [[row[0], row[3].isoformat(), row[5], *((1,) if row[3] is now else ())] for row in rows]
+        )
         params = [*constants, meta, events_json]
     else:
         # SQLite: the rows travel as one JSON array, unpacked by json_each in order.
@@ -98,12 +110,18 @@ def events_insert(
             "json_extract(value, '$[2]'), json_extract(value, '$[3]'), "
             "json_extract(value, '$[4]'), %s, %s, %s, %s, %s, %s, %s, "
             "json_extract(value, '$[5]') "
-            "FROM json_each(%s) WHERE true ORDER BY key "
-            f"ON CONFLICT ({insert_id_column}) DO NOTHING"
+            "FROM json_each(%s) WHERE json_extract(value, '$[6]') IS NULL OR NOT EXISTS "
+            f"(SELECT 1 FROM {table} e WHERE e.{insert_id_column} = json_extract(value, '$[0]')) "
+            f"ORDER BY key ON CONFLICT ({insert_id_column}, {timestamp_column}) DO NOTHING"
         )
         params = [
             *constants,
-            _dumps([[i, e, d, adapt(t), p, drift] for i, e, d, t, p, drift in rows]),
+            _dumps(
+                [
+                    [i, e, d, adapt(t), p, drift, *((1,) if t is now else ())]
+                    for i, e, d, t, p, drift in rows
+                ]
+            ),
         ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
