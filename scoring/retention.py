@@ -132,7 +132,10 @@ def _export_and_drop(name: str, directory: Path) -> Retired:
     qn = connection.ops.quote_name
     path = directory / f"{name}.csv.gz"
     rows = copy_to_gzip(f"COPY {qn(name)} TO STDOUT (FORMAT csv, HEADER true)", path)
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Deferred foreign-key checks of rows written earlier in an enclosing transaction
+        # must run first: PostgreSQL refuses to drop a table with pending trigger events.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute(f"DROP TABLE {qn(name)}")
     logger.info("retired %s: %d events written to %s", name, rows, path)
     return Retired(name, rows, path)
