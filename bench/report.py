@@ -29,6 +29,9 @@ GOALS: dict[str, tuple[str, float]] = {
     "page_p95_ms": ("<=", 50),
     "leaderboard_deep_p95_ms": ("<=", 20),
     "grant_p95_ms": ("<=", 100),
+    # The history size: each figure with 10M stored events over the same at 1M.
+    "history_consume_ratio": (">=", 0.9),
+    "history_ingest_ratio": (">=", 0.9),
 }
 
 LABELS = {
@@ -45,6 +48,12 @@ LABELS = {
     "ingest_b1000_events_per_s": "Ingest, batch 1000 (events/s)",
     "ingest_b1000_p95_ms": "Ingest, batch 1000, p95 (ms)",
     "consume_events_per_s": "Consume a backlog (events/s)",
+    "history_consume_events_per_s": "Consume, with the stored history (events/s)",
+    "history_consume_ratio": "  ratio to consume without it",
+    "history_copy_into_events_rows_per_s": "COPY into the events table, with the history (rows/s)",
+    "history_ingest_events_per_s": "Ingest, batch 100, with the stored history (events/s)",
+    "history_ingest_p95_ms": "Ingest, batch 100, with the stored history, p95 (ms)",
+    "history_ingest_ratio": "  ratio to ingest without it",
     "score_members_per_s": "Score batch, every member (members/s)",
     "score_unchanged_members_per_s": "Score batch, nothing changed (members/s)",
     "score_noop_s": "Score batch, nothing pending (s)",
@@ -73,6 +82,8 @@ def rounded(key: str, value: float | None) -> float | int | None:
         return round(value)
     if key.endswith("_s"):
         return round(value, 3)
+    if key.endswith("_ratio"):
+        return round(value, 2)
     return round(value, 1)
 
 
@@ -95,7 +106,7 @@ def goal_text(key: str) -> str:
     if key not in GOALS:
         return ""
     direction, goal = GOALS[key]
-    return f"{'≥' if direction == '>=' else '≤'} {goal:,.0f}"
+    return f"{'≥' if direction == '>=' else '≤'} {goal:,.{2 if goal < 10 else 0}f}"
 
 
 def json_figures(figures: Mapping[str, float | None], extra: Mapping[str, object]) -> dict:
