@@ -10,8 +10,8 @@ A request is handled in three steps, each of which may refuse it with an
    (400).
 3. ``events_insert`` (``store``) — one set-based ``INSERT ... ON CONFLICT (insert_id,
    timestamp) DO NOTHING`` for the whole request; known ``insert_id`` values count as
-   duplicates. When an event type has a ``conflict`` hook, its check (409) runs in the same transaction,
-   after locking the keys the type names (``conflict_keys_lock``).
+   duplicates. When an event type has a ``conflict`` hook, its check (409) runs in the same
+   transaction, after locking the keys the type names (``conflict_keys_lock``).
 
 Validation is all-or-nothing: one bad event and nothing is stored.
 """
