@@ -116,10 +116,15 @@ def _events_claim(*, batch_size: int) -> list[TelemetryEvent | ClaimedInvocation
     locked until the batch transaction ends, and "processed" only becomes visible if the
     whole batch commits (a rollback puts them back to pending).
 
-    On PostgreSQL claim and mark are one ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE
-    SKIP LOCKED) RETURNING ...``: each row is written once instead of locked and then
-    rewritten; ``cli_invocation`` events come back as light ``ClaimedInvocation`` records
-    carrying only what their fold reads. Elsewhere it is a SELECT and an UPDATE.
+    On PostgreSQL claim and mark are one statement, the locked ``SELECT ... FOR UPDATE SKIP
+    LOCKED`` in a CTE and an ``UPDATE ... RETURNING`` of its rows: each row is written once
+    instead of locked and then rewritten. The UPDATE names the claimed ids as an array and
+    their time range, so on the partitioned table PostgreSQL prunes to the partitions the
+    range covers (usually the current month) and finds the rows through each one's primary
+    key: joining on ``id IN (subquery)`` alone, it chose a hash join over a scan of every
+    partition — the whole history — for each batch. ``cli_invocation`` events come back as
+    light ``ClaimedInvocation`` records carrying only what their fold reads. Elsewhere it
+    is a SELECT and an UPDATE.
     """
     now = timezone.now()
     if not is_postgresql():
@@ -143,11 +148,14 @@ def _events_claim(*, batch_size: int) -> list[TelemetryEvent | ClaimedInvocation
         # Python time. Other event types get their full properties (their handlers read them).
         cursor.execute(
             f"""
-            UPDATE {table} SET status = %s, error = '', processed_at = %s
-            WHERE id IN (
-                SELECT id FROM {table} WHERE status = %s
+            WITH claimed AS MATERIALIZED (
+                SELECT id, timestamp FROM {table} WHERE status = %s
                 ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
             )
+            UPDATE {table} SET status = %s, error = '', processed_at = %s
+            WHERE id = ANY (ARRAY(SELECT id FROM claimed))
+              AND timestamp BETWEEN (SELECT min(timestamp) FROM claimed)
+                                AND (SELECT max(timestamp) FROM claimed)
             RETURNING {columns},
                 CASE WHEN event <> %s THEN properties END,
                 CASE WHEN jsonb_typeof(properties #> '{{invocation,command}}') = 'string'
@@ -156,10 +164,10 @@ def _events_claim(*, batch_size: int) -> list[TelemetryEvent | ClaimedInvocation
                      THEN properties ->> 'startedAt' END
             """,  # noqa: S608 - identifiers from model metadata; values are parameters
             [
-                TelemetryEvent.Status.PROCESSED,
-                now,
                 TelemetryEvent.Status.PENDING,
                 batch_size,
+                TelemetryEvent.Status.PROCESSED,
+                now,
                 CLI_INVOCATION,
             ],
         )
