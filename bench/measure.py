@@ -334,6 +334,8 @@ class Bench:
             ),
         )  # fmt: skip
         self.run_sql(sql.SQL("VACUUM ANALYZE {}").format(table(TelemetryEvent)))
+        # The load's dirty pages are written now, not by a checkpoint during the measures.
+        self.run_sql("CHECKPOINT")
         stored = self.count(TelemetryEvent)
         mib = self.run_sql(
             "SELECT sum(pg_total_relation_size(inhrelid)) / 1048576 FROM pg_inherits "
