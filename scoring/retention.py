@@ -31,7 +31,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 
 from scoring.models import TelemetryEvent
 from scoring.partitions import (
@@ -46,6 +46,8 @@ from scoring.partitions import (
 )
 
 logger = logging.getLogger("swampclub.retention")
+# How long a detach waits for its moment of exclusive lock on the events table.
+LOCK_TIMEOUT = "5s"
 
 
 @dataclass(frozen=True)
@@ -111,21 +113,37 @@ def _detached_leftovers() -> list[str]:
 
 
 def _detach(partition: Partition) -> bool:
-    """Detach ``partition`` unless it still holds a pending event; True when detached."""
+    """Detach ``partition`` unless it still holds a pending event; True when detached.
+
+    Detaching locks the events table exclusively for a moment; a lock not granted within
+    ``LOCK_TIMEOUT`` (a long transaction on the table) gives up rather than queue ingest
+    behind it, and the partition is tried again on the next run.
+    """
     qn = connection.ops.quote_name
-    with transaction.atomic():
-        maintenance_lock()
-        with connection.cursor() as cursor:
-            cursor.execute(f"ALTER TABLE {qn(PARENT)} DETACH PARTITION {qn(partition.name)}")
-            cursor.execute(
-                f"SELECT 1 FROM {qn(partition.name)} WHERE status = %s LIMIT 1",  # noqa: S608
-                [TelemetryEvent.Status.PENDING],
-            )
-            if cursor.fetchone() is not None:
-                transaction.set_rollback(True)
-                logger.warning("partition %s still holds pending events; kept", partition.name)
-                return False
-    return True
+    try:
+        with transaction.atomic():
+            maintenance_lock()
+            with connection.cursor() as cursor:
+                cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+                cursor.execute(f"ALTER TABLE {qn(PARENT)} DETACH PARTITION {qn(partition.name)}")
+                return _pending_check(cursor, partition)
+    except OperationalError as exc:
+        logger.warning("partition %s not detached now: %s", partition.name, exc)
+        return False
+
+
+def _pending_check(cursor, partition: Partition) -> bool:
+    """False (and the detach rolled back) when the detached ``partition`` holds pending rows."""
+    cursor.execute(
+        f"SELECT 1 FROM {connection.ops.quote_name(partition.name)} "  # noqa: S608
+        "WHERE status = %s LIMIT 1",
+        [TelemetryEvent.Status.PENDING],
+    )
+    if cursor.fetchone() is None:
+        return True
+    transaction.set_rollback(True)
+    logger.warning("partition %s still holds pending events; kept", partition.name)
+    return False
 
 
 def _export_and_drop(name: str, directory: Path) -> Retired:

@@ -296,3 +296,33 @@ def test_the_command_creates_retires_and_reports():
         assert lines == ["0 monthly partitions"]
         assert partitions_retire() == []
         assert partitions_create_ahead() == []
+
+
+@needs_postgres
+def test_a_detach_that_cannot_get_its_lock_gives_up_until_the_next_run(
+    member, tmp_path, monkeypatch
+):
+    import psycopg
+
+    from scoring import retention
+
+    monkeypatch.setattr(retention, "LOCK_TIMEOUT", "100ms")
+    db = connection.settings_dict
+    # Another session reading the events table in a long transaction, from before ours.
+    with psycopg.connect(
+        dbname=db["NAME"], user=db["USER"], host=db["HOST"], port=db["PORT"] or 5432
+    ) as other:
+        other.execute("LOCK TABLE scoring_telemetryevent IN ACCESS SHARE MODE")
+        # The oldest partition the migration made ends at the horizon a month from now.
+        partition = partition_for(month(-13))
+        TelemetryEventFactory(
+            member=member, timestamp=month(-13), status=TelemetryEvent.Status.PROCESSED
+        )
+        later = month(1) + timedelta(days=1)
+
+        assert partitions_retire(now=later, directory=tmp_path) == []
+        assert partition.name in {p.name for p in partitions_list()}
+        other.rollback()
+
+    retired = partitions_retire(now=later, directory=tmp_path)
+    assert [(r.name, r.rows) for r in retired] == [(partition.name, 1)]
