@@ -6,10 +6,12 @@ the same statement), so the first occurrence wins. The statement's row count is 
 new: skipped rows are not counted.
 
 The dedup key includes ``timestamp``, the event's own time (on PostgreSQL the table is
-partitioned by it, and a unique key must include the partition key): a resend carries the
-same time, lands in the same partition and conflicts there. A row whose time is only the
-time received (``now``: the client sent none and the type has no time of its own) has no
-such guarantee, so it is also skipped when its ``insert_id`` is stored at any time.
+partitioned by it, and a unique key must include the partition key): a ``cli_invocation``
+resend carries the same time (its ``startedAt`` when it has no ``timestamp``), lands in
+the same partition and conflicts there. Any other row — another event type, whose id
+need not move with its time (an award's comes from its ``awardId``), or a row timed only
+by its arrival (``now``) — is also skipped when its ``insert_id`` is stored at any time:
+one probe of each partition's dedup index, for those rare rows only.
 """
 
 import json
@@ -17,7 +19,7 @@ from datetime import datetime
 
 from django.db import connection
 
-from scoring.ingest.events import Row
+from scoring.ingest.events import CLI_INVOCATION, Row
 from scoring.models import ApiKey, TelemetryEvent
 
 _COLUMNS = (
@@ -93,9 +95,12 @@ def events_insert(
             f"WHERE e.{insert_id_column} = r.m ->> 0) "
             f"ORDER BY r.n ON CONFLICT ({insert_id_column}, {timestamp_column}) DO NOTHING"
         )
-        # A fourth element marks a row timed only by its arrival (see the module's doc).
+        # A fourth element marks a row deduplicated by insert_id alone (the module's doc).
         meta = _dumps(
-            [[row[0], row[3].isoformat(), row[5], *((1,) if row[3] is now else ())] for row in rows]
+            [
+                [row[0], row[3].isoformat(), row[5], *((1,) if _by_id(row, now) else ())]
+                for row in rows
+            ]
         )
         params = [*constants, meta, events_json]
     else:
@@ -118,8 +123,8 @@ def events_insert(
             *constants,
             _dumps(
                 [
-                    [i, e, d, adapt(t), p, drift, *((1,) if t is now else ())]
-                    for i, e, d, t, p, drift in rows
+                    [*row[:3], adapt(row[3]), *row[4:], *((1,) if _by_id(row, now) else ())]
+                    for row in rows
                 ]
             ),
         ]
@@ -147,6 +152,11 @@ def conflict_keys_lock(keys: list[str]) -> None:
             "FROM unnest(%s::text[]) AS k",
             [keys],
         )
+
+
+def _by_id(row: Row, now: datetime) -> bool:
+    """True when ``row`` must also be new by ``insert_id`` alone (the module's doc)."""
+    return row[1] != CLI_INVOCATION or row[3] is now
 
 
 def _event_of(row: Row) -> dict:
