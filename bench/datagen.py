@@ -307,3 +307,59 @@ def history_copy_lines(
 def today_utc(now: datetime) -> date:
     """The UTC date of ``now``."""
     return now.astimezone(UTC).date()
+
+
+STORED_COLUMNS = (*EVENT_COLUMNS, "processed_at")
+
+
+def stored_event_copy_lines(
+    rng: random.Random,
+    member_ids: Sequence[int],
+    *,
+    count: int,
+    start: datetime,
+    end: datetime,
+) -> Iterator[str]:
+    """COPY lines (``STORED_COLUMNS``) of ``count`` processed past events in [start, end).
+
+    The history a live system accumulates: spread evenly over the range (so over its
+    monthly partitions), already consumed. Built from a few hundred rendered property
+    documents with the id and times substituted per row, so ten million rows take a
+    minute or two of Python rather than the full generator's per-event JSON encoding.
+    """
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    templates = []
+    for _ in range(512):
+        group = rng.choices(GROUP_NAMES, GROUP_WEIGHTS)[0]
+        props = cli_properties(rng, event_id="@ID@", group=group, started_at=start)
+        props["startedAt"], props["completedAt"] = "@S@", "@C@"
+        templates.append((copy_escape(dumps(props)), props["durationMs"]))
+    span_ms = (int((end - start).total_seconds()) - 60) * 1000
+    base = start.astimezone(UTC)
+    minutes: dict[int, str] = {}
+
+    def minute(index: int) -> str:
+        # "2026-03-01T14:50", rendered once per minute of the range.
+        text = minutes.get(index)
+        if text is None:
+            text = minutes[index] = (base + timedelta(minutes=index)).strftime("%Y-%m-%dT%H:%M")
+        return text
+
+    getrandbits, choice = rng.getrandbits, rng.choice
+    for _ in range(count):
+        text, duration_ms = templates[getrandbits(9)]
+        at = getrandbits(62) % span_ms
+        done = at + duration_ms
+        s_min, s_ms = divmod(at, 60_000)
+        c_min, c_ms = divmod(done, 60_000)
+        started = f"{minute(s_min)}:{s_ms // 1000:02d}.{s_ms % 1000:03d}Z"
+        completed = f"{minute(c_min)}:{c_ms // 1000:02d}.{c_ms % 1000:03d}"
+        h = f"{getrandbits(128):032x}"
+        event_id = f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:]}"
+        stamp = f"{completed}+00"
+        yield (
+            f"{event_id}\tcli_invocation\tdevice-history\t{choice(member_ids)}\t{stamp}\t"
+            f"{stamp}\t"
+            + text.replace("@ID@", event_id).replace("@S@", started).replace("@C@", f"{completed}Z")
+            + f"\tprocessed\t\t{stamp}\n"
+        )

@@ -15,7 +15,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from scoring.models import (
     TierChange,
     UserScore,
 )
+from scoring.partitions import month_start, partition_create, partition_for, partitions_list
 
 STAFF_USERNAME = "bench_warden"
 STAFF_PASSWORD = "bench-warden-pass-2026"  # noqa: S105 - a throwaway login on the bench DB
@@ -164,6 +165,8 @@ class Bench:
         self.granters: list[int] = []
         self.ingest_keys: list[str] = []
         self.port = 0
+        # Where the stored history ends (the backlog's first month), once it is loaded.
+        self.history_end: datetime | None = None
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -295,13 +298,68 @@ class Bench:
     # --- 3. consume ---------------------------------------------------------------------
 
     def load_backlog(self) -> float:
-        """Empty the pipeline tables and COPY every event in as pending; return rows/s."""
-        self.truncate(MetricsSnapshot, MemberMetrics, TelemetryEvent)
+        """Empty the pipeline tables and COPY every event in as pending; return rows/s.
+
+        Once the stored history is loaded, only the backlog's own partitions are emptied
+        (the history lies in the months before them) and the history stays.
+        """
+        if self.history_end is None:
+            self.truncate(MetricsSnapshot, MemberMetrics, TelemetryEvent)
+        else:
+            self.truncate(MetricsSnapshot, MemberMetrics)
+            recent = [p for p in partitions_list() if p.start >= self.history_end]
+            names = sql.SQL(", ").join(sql.Identifier(p.name) for p in recent)
+            self.run_sql(sql.SQL("TRUNCATE {}").format(names))
         took = self.copy_in(table(TelemetryEvent), datagen.EVENT_COLUMNS, self.events_path)
         self.analyze()
         return self.results.facts["events"] / took
 
-    def measure_consume(self) -> None:
+    def load_stored_history(self) -> None:
+        """COPY ``stored_events`` processed past events into the months before the backlog.
+
+        They fill ``stored_months`` monthly partitions (created here when missing), ending
+        where the backlog's first month begins, so the backlog can be reloaded without them.
+        """
+        size = self.config.size
+        self.history_end = month_start(self.now - timedelta(days=size.days))
+        start = month_start(self.history_end, -size.stored_months)
+        for offset in range(size.stored_months):
+            partition_create(partition_for(month_start(start, offset)))
+        took = self.copy_in(
+            table(TelemetryEvent),
+            datagen.STORED_COLUMNS,
+            datagen.stored_event_copy_lines(
+                self.rng, self.member_ids, count=size.stored_events, start=start,
+                end=self.history_end,
+            ),
+        )  # fmt: skip
+        self.run_sql(sql.SQL("VACUUM ANALYZE {}").format(table(TelemetryEvent)))
+        # The load's dirty pages are written now, not by a checkpoint during the measures.
+        self.run_sql("CHECKPOINT")
+        stored = self.count(TelemetryEvent)
+        mib = self.run_sql(
+            "SELECT sum(pg_total_relation_size(inhrelid)) / 1048576 FROM pg_inherits "
+            "WHERE inhparent = 'scoring_telemetryevent'::regclass"
+        )[0][0]
+        self.results.facts.update(
+            history_events=size.stored_events, stored_events=stored, stored_events_mib=int(mib)
+        )
+        print(
+            f"  history: {size.stored_events:,} processed events over {size.stored_months} "
+            f"months in {took:.0f} s ({size.stored_events / took:,.0f} rows/s); "
+            f"{stored:,} stored, {int(mib):,} MiB",
+            flush=True,
+        )
+
+    def history_ratios(self) -> None:
+        """Each figure at the history size over the same figure at the smaller size."""
+        figures = self.results.figures
+        for key in ("consume_events_per_s", "ingest_events_per_s"):
+            small, large = figures.get(key), figures.get(f"history_{key}")
+            ratio = round(large / small, 2) if small and large else None
+            figures[f"history_{key.split('_')[0]}_ratio"] = ratio
+
+    def measure_consume(self, prefix: str = "") -> None:
         """``events_consume`` draining a backlog of every generated event, from empty metrics."""
         try:
             events_consume = optional("scoring.consumer", "events_consume")
@@ -326,10 +384,10 @@ class Bench:
             return (total - pending) / took
 
         values = repeat(self.config, run)
-        self.results.runs["consume_events_per_s"] = values
-        self.results.figures["consume_events_per_s"] = median(values)
-        self.results.figures["copy_into_events_rows_per_s"] = median(copy_rates)
-        if values and copy_rates:
+        self.results.runs[f"{prefix}consume_events_per_s"] = values
+        self.results.figures[f"{prefix}consume_events_per_s"] = median(values)
+        self.results.figures[f"{prefix}copy_into_events_rows_per_s"] = median(copy_rates)
+        if values and copy_rates and not prefix:
             ratio = median(values) / median(copy_rates)
             self.results.figures["consume_to_copy_ratio"] = ratio
 
@@ -487,7 +545,9 @@ class Bench:
 
     # --- 2. ingest over HTTP ------------------------------------------------------------
 
-    def measure_ingest(self) -> None:
+    def measure_ingest(
+        self, batches: tuple[int, ...] = INGEST_BATCH_SIZES, prefix: str = ""
+    ) -> None:
         """Closed-loop POST /ingest at each batch size against gunicorn."""
         if not self.ingest_keys:
             raise NotAvailable("no API keys (scoring.apikeys.api_key_create is missing)")
@@ -529,7 +589,7 @@ class Bench:
         accepted_total = 0
         warmup = min(1.0, self.config.size.ingest_seconds / 3)
         # The headline batch first, on the table as the consume stage left it.
-        for batch in sorted(INGEST_BATCH_SIZES, key=lambda b: (b != 100, b)):
+        for batch in sorted(batches, key=lambda b: (b != 100, b)):
             rates, p95s, p50s = [], [], []
             for run in range(self.config.size.runs):
                 result = ingest_load(
@@ -557,11 +617,12 @@ class Bench:
                 "p50_ms": median(p50s),
                 "p95_ms": median(p95s),
             }
-            self.results.ingest_by_batch[batch] = entry
-            prefix = "ingest" if batch == 100 else f"ingest_b{batch}"
-            self.results.figures[f"{prefix}_events_per_s"] = entry["events_per_s"]
-            self.results.figures[f"{prefix}_p95_ms"] = entry["p95_ms"]
-            self.results.runs[f"{prefix}_events_per_s"] = rates
+            if not prefix:
+                self.results.ingest_by_batch[batch] = entry
+            key = prefix + ("ingest" if batch == 100 else f"ingest_b{batch}")
+            self.results.figures[f"{key}_events_per_s"] = entry["events_per_s"]
+            self.results.figures[f"{key}_p95_ms"] = entry["p95_ms"]
+            self.results.runs[f"{key}_events_per_s"] = rates
             print(
                 f"    batch {batch:>4}: {entry['events_per_s'] or 0:>10,.0f} events/s  "
                 f"p50 {entry['p50_ms'] or 0:.1f} ms  p95 {entry['p95_ms'] or 0:.1f} ms",

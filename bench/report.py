@@ -35,6 +35,9 @@ GOALS: dict[str, tuple[str, float]] = {
     "page_p95_ms": ("<=", 50),
     "leaderboard_deep_p95_ms": ("<=", 20),
     "grant_p95_ms": ("<=", 100),
+    # The history size: each figure with 10M stored events over the same at 1M.
+    "history_consume_ratio": (">=", 0.9),
+    "history_ingest_ratio": (">=", 0.9),
 }
 
 LABELS = {
@@ -55,6 +58,12 @@ LABELS = {
     "consume_empty_run_ms": "Consume, empty run, no vacuum (ms)",
     "consume_empty_run_median_ms": "  next empty runs, median (ms)",
     "consume_empty_run_vacuumed_ms": "  empty run after VACUUM (ms)",
+    "history_consume_events_per_s": "Consume, with the stored history (events/s)",
+    "history_consume_ratio": "  ratio to consume without it",
+    "history_copy_into_events_rows_per_s": "COPY into the events table, with the history (rows/s)",
+    "history_ingest_events_per_s": "Ingest, batch 100, with the stored history (events/s)",
+    "history_ingest_p95_ms": "Ingest, batch 100, with the stored history, p95 (ms)",
+    "history_ingest_ratio": "  ratio to ingest without it",
     "score_members_per_s": "Score batch, every member (members/s)",
     "score_unchanged_members_per_s": "Score batch, nothing changed (members/s)",
     "score_noop_s": "Score batch, nothing pending (s)",

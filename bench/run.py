@@ -10,6 +10,7 @@ object as the last line. The bench database is left in place for inspection and 
 """
 
 import argparse
+import dataclasses
 import os
 import platform
 import sys
@@ -27,7 +28,18 @@ from bench.config import (
     server_environment,
 )
 
-STAGES = ("copy", "consume", "score", "rescore", "ingest", "pages", "deep", "grant", "lag")
+STAGES = (
+    "copy",
+    "consume",
+    "score",
+    "rescore",
+    "ingest",
+    "pages",
+    "deep",
+    "grant",
+    "lag",
+    "stored",
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -72,8 +84,11 @@ def resolve(args: argparse.Namespace) -> tuple[Config, object]:
     unknown = only - set(STAGES)
     if unknown:
         raise SystemExit(f"bench: unknown stage(s) {sorted(unknown)}; choose from {STAGES}")
+    size = SIZES[args.size]
+    if os.environ.get("BENCH_HISTORY_EVENTS"):
+        size = dataclasses.replace(size, stored_events=int(os.environ["BENCH_HISTORY_EVENTS"]))
     config = Config(
-        size=SIZES[args.size],
+        size=size,
         bench_db_url=url,
         redis_url=bench_redis_url(),
         ingest_clients=args.clients,
@@ -173,6 +188,22 @@ def _run(config: Config, args: argparse.Namespace) -> int:
                 )
 
     results.stage("server", (), served)
+
+    def stored() -> None:
+        # The same ingest and consume once the table holds the history as well.
+        bench.load_stored_history()
+        bench.measure_consume(prefix="history_")
+        env = server_environment(config)
+        log_path = config.out_dir / "gunicorn-history.log"
+        with Gunicorn(env=env, workers=config.gunicorn_workers, log_path=log_path) as server:
+            bench.port = server.port
+            bench.measure_ingest(batches=(100,), prefix="history_")
+        bench.history_ratios()
+
+    if config.size.stored_events and config.wants("stored"):
+        results.stage(
+            "stored", ("history_consume_events_per_s", "history_ingest_events_per_s"), stored
+        )
     _purge_wakeups(config)
 
     figures = results.figures

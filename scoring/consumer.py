@@ -136,9 +136,10 @@ def _events_claim(*, batch_size: int) -> list[TelemetryEvent | ClaimedInvocation
     never block each other; the partial index on pending rows (scoring_event_pending_idx)
     keeps this an index scan. The claimed rows stay locked until the batch transaction
     ends, and "processed" only becomes visible if the whole batch commits (a rollback puts
-    them back to pending). Keyed by id alone, so a partitioned events table claims the same
-    way. On PostgreSQL ``cli_invocation`` events come back as light ``ClaimedInvocation``
-    records carrying only what their fold reads.
+    them back to pending). The claimed rows' time range goes with their ids, so on the
+    partitioned table PostgreSQL reads only the partitions holding them. On PostgreSQL
+    ``cli_invocation`` events come back as light ``ClaimedInvocation`` records carrying only
+    what their fold reads.
     """
     now = timezone.now()
     rows = queue_claim(
@@ -150,6 +151,7 @@ def _events_claim(*, batch_size: int) -> list[TelemetryEvent | ClaimedInvocation
         batch_size=batch_size,
         extra=_CLAIM_EXTRA,
         extra_params=[CLI_INVOCATION],
+        range_field="timestamp",
     )
     width = len(_EVENT_FIELDS) - 1
     events: list[TelemetryEvent | ClaimedInvocation] = []

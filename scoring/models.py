@@ -75,11 +75,15 @@ class TelemetryEvent(models.Model):
     drift = models.JSONField(null=True, blank=True)
 
     class Meta:
+        # On PostgreSQL the table is partitioned by month of ``timestamp`` (the event's own
+        # time, so a resend lands in the same partition): its primary key there is
+        # (id, timestamp), and every unique key must include the partition key
+        # (``scoring.partitions``, docs/scaling.md). ``id`` stays Django's primary key: the
+        # identity sequence keeps it unique on its own. SQLite keeps one plain table.
         constraints = [
-            # Dedup of resends (``INSERT ... ON CONFLICT (insert_id) DO NOTHING``). The name
-            # is the one PostgreSQL gave the former ``unique=True``, so that index is kept.
+            # Dedup of resends (``INSERT ... ON CONFLICT (insert_id, timestamp) DO NOTHING``).
             models.UniqueConstraint(
-                fields=["insert_id"], name="scoring_telemetryevent_insert_id_key"
+                fields=["insert_id", "timestamp"], name="scoring_event_dedup_key"
             ),
         ]
         indexes = [

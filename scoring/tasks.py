@@ -8,8 +8,10 @@ from celery import shared_task
 from django.utils import timezone
 
 from scoring.consumer import events_consume
+from scoring.partitions import partitions_create_ahead
 from scoring.pipeline import RunKind, pipeline_run_record
 from scoring.rescore import rescore_job_run
+from scoring.retention import partitions_retire
 from scoring.scores import scores_process_batch
 from scoring.wakeups import CONSUME_TASK, SCORE_BATCH_TASK
 
@@ -35,6 +37,13 @@ def heartbeat_task() -> int:
     """
     pipeline_run_record(kind=RunKind.WORKER, started_at=timezone.now(), count=0)
     return 1
+
+
+@shared_task(name="scoring.telemetry_partitions", acks_late=True)
+def telemetry_partitions_task() -> int:
+    """Create the events table's partitions ahead and retire old ones (``scoring.partitions``,
+    ``scoring.retention``); return how many partitions were created or retired."""
+    return len(partitions_create_ahead()) + len(partitions_retire())
 
 
 @shared_task(name="scoring.rescore_job_run", acks_late=True)

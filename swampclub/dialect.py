@@ -397,6 +397,8 @@ def events_insert_rows(
     table: str,
     columns: str,
     conflict: str,
+    insert_id: str,
+    by_id: Sequence[bool],
     constants: Sequence[Any],
     rows: Sequence[Sequence[Any]],
     events_json: str | None,
@@ -407,7 +409,8 @@ def events_insert_rows(
     (also by a row earlier in the statement: the first occurrence wins); returns how many
     were new. ``table``, ``columns`` (the row's five, the ``constants``', then drift) and
     ``conflict`` are quoted identifiers; a row is ``(insert_id, event, distinct_id,
-    timestamp, properties or None, drift)``.
+    timestamp, properties or None, drift)``. A row whose ``by_id`` flag is set is also
+    skipped when its ``insert_id`` (the quoted column ``insert_id``) is stored at all.
 
     PostgreSQL takes ``event``, ``distinct_id`` and ``properties`` from ``events_json`` (the
     request's text: an event, or a batch object when ``batch``), zipped by position with a
@@ -433,27 +436,41 @@ def events_insert_rows(
             "CASE WHEN json_typeof(r.m -> 2) = 'array' THEN (r.m -> 2)::jsonb END "
             "FROM ROWS FROM (json_array_elements(%s::json), "
             f"jsonb_array_elements({events_sql})) WITH ORDINALITY AS r(m, b, n) "
+            f"WHERE r.m -> 3 IS NULL OR NOT EXISTS (SELECT 1 FROM {table} e "
+            f"WHERE e.{insert_id} = r.m ->> 0) "
             f"ORDER BY r.n ON CONFLICT ({conflict}) DO NOTHING"
         )
-        meta = msgspec.json.encode([(row[0], row[3], row[5]) for row in rows]).decode()
+        # A fourth element marks a row deduplicated by insert_id alone.
+        meta = msgspec.json.encode(
+            [
+                (row[0], row[3], row[5], 1) if flag else (row[0], row[3], row[5])
+                for row, flag in zip(rows, by_id, strict=True)
+            ]
+        ).decode()
         params = [*constants, meta, events_json]
     else:
-        # ``WHERE true`` resolves SQLite's parsing ambiguity between an upsert's ON CONFLICT
-        # and a join constraint after INSERT ... SELECT.
+        # A WHERE clause also keeps SQLite from reading the upsert's ON CONFLICT as a join
+        # constraint after INSERT ... SELECT; a seventh element marks a by-id row.
         sql = (
             f"INSERT INTO {table} ({columns}) "  # noqa: S608
             "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
             "json_extract(value, '$[2]'), json_extract(value, '$[3]'), "
             f"json_extract(value, '$[4]'), {placeholders}, json_extract(value, '$[5]') "
-            "FROM json_each(%s) WHERE true ORDER BY key "
-            f"ON CONFLICT ({conflict}) DO NOTHING"
+            "FROM json_each(%s) WHERE json_extract(value, '$[6]') IS NULL OR NOT EXISTS "
+            f"(SELECT 1 FROM {table} e WHERE e.{insert_id} = json_extract(value, '$[0]')) "
+            f"ORDER BY key ON CONFLICT ({conflict}) DO NOTHING"
         )
         if any(row[4] is None for row in rows):
             rows = [
                 (*row[:4], raw, row[5]) for row, raw in zip(rows, raw_properties(), strict=True)
             ]
         adapt = connection.ops.adapt_datetimefield_value
-        document = msgspec.json.encode([(*r[:3], adapt(r[3]), *r[4:]) for r in rows]).decode()
+        document = msgspec.json.encode(
+            [
+                (*r[:3], adapt(r[3]), *r[4:6], *((1,) if flag else ()))
+                for r, flag in zip(rows, by_id, strict=True)
+            ]
+        ).decode()
         params = [*(adapt(c) if isinstance(c, datetime) else c for c in constants), document]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -576,6 +593,7 @@ def queue_claim(
     batch_size: int,
     extra: Sequence[tuple[str, str | None]] = (),
     extra_params: Sequence[Any] = (),
+    range_field: str | None = None,
 ) -> list[tuple]:
     """Claim up to ``batch_size`` pending rows of a queue table (oldest id first), set
     ``mark`` on them, and return their ``fields`` (``id`` first) followed by one value per
@@ -585,12 +603,15 @@ def queue_claim(
 
     SKIP LOCKED: rows another worker has claimed are skipped, not waited on; the claimed
     rows stay locked until the caller's transaction ends, and a rollback leaves them
-    pending. Keyed by ``id`` only, so it works the same on a partitioned table (the
-    subquery finds the pending ids in every partition; the outer UPDATE locks and writes
-    each row once in its own partition). On PostgreSQL claim and mark are one ``UPDATE ...
-    WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING``: each row is written once
-    instead of locked and then rewritten. ``pending`` and ``pending_sql`` are the same
-    condition, for the ORM and as SQL over the table's columns.
+    pending. On PostgreSQL claim and mark are one statement, the locked ``SELECT ... FOR
+    UPDATE SKIP LOCKED`` in a materialized CTE and an ``UPDATE ... RETURNING`` of its rows:
+    each row is written once instead of locked and then rewritten. The UPDATE names the
+    claimed ids as an array and, with ``range_field`` (a partitioned table's partition key),
+    their range of that field, so PostgreSQL prunes to the partitions holding them and finds
+    the rows by each one's primary key; joining on ``id IN (subquery)`` alone, it chose a
+    hash join over a scan of every partition — the whole history — for each batch.
+    ``pending`` and ``pending_sql`` are the same condition, for the ORM and as SQL over the
+    table's columns.
     """
     if not is_postgresql():
         named = [name for _, name in extra if name]
@@ -615,13 +636,23 @@ def queue_claim(
     returning = ", ".join(quote(_column_of(model, f)) for f in fields)
     for expression, _ in extra:
         returning += f", {expression}"
+    claimed_columns, in_range = "id", ""
+    if range_field is not None:
+        bound = quote(_column_of(model, range_field))
+        claimed_columns = f"id, {bound}"
+        in_range = (
+            f" AND {bound} BETWEEN (SELECT min({bound}) FROM claimed) "  # noqa: S608 - quoted column names
+            f"AND (SELECT max({bound}) FROM claimed)"
+        )
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET {assignments} WHERE id IN ("  # noqa: S608 - metadata names
-            f"SELECT id FROM {table} WHERE {pending_sql} "
-            "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) "
+            # Identifiers from model metadata; every value is a parameter.
+            f"WITH claimed AS MATERIALIZED (SELECT {claimed_columns} FROM {table} "  # noqa: S608
+            f"WHERE {pending_sql} ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) "
+            f"UPDATE {table} SET {assignments} "
+            f"WHERE id = ANY (ARRAY(SELECT id FROM claimed)){in_range} "
             f"RETURNING {returning}",
-            [*mark.values(), batch_size, *extra_params],
+            [batch_size, *mark.values(), *extra_params],
         )
         rows = cursor.fetchall()
     rows.sort(key=lambda row: row[0])

@@ -280,6 +280,21 @@ TELEMETRY_MAX_FUTURE_S = 300
 # "late"): offline CLIs spool up to 7 days, so 30 leaves room without letting a key backfill
 # a streak of months.
 TELEMETRY_MAX_AGE_DAYS = int(os.environ.get("TELEMETRY_MAX_AGE_DAYS", "30"))
+# --- Telemetry partitions and retention (PostgreSQL; docs/scaling.md "Partitions") ---
+# Monthly partitions of the events table exist this many months ahead of the current one.
+TELEMETRY_PARTITIONS_AHEAD = int(os.environ.get("TELEMETRY_PARTITIONS_AHEAD", "3"))
+# Months of telemetry kept in the database: a partition whose whole month is older than the
+# first day of the current month minus this many months, with no pending event left, is
+# detached, written to TELEMETRY_ARCHIVE_DIR as gzipped CSV and dropped. It must stay well
+# beyond TELEMETRY_MAX_AGE_DAYS (anything older is never counted), or retention refuses.
+TELEMETRY_RETENTION_MONTHS = int(os.environ.get("TELEMETRY_RETENTION_MONTHS", "13"))
+TELEMETRY_ARCHIVE_DIR = Path(os.environ.get("TELEMETRY_ARCHIVE_DIR", VAR_DIR / "telemetry-archive"))
+TELEMETRY_PARTITIONS_INTERVAL_S = int(os.environ.get("TELEMETRY_PARTITIONS_INTERVAL_S", "3600"))
+CELERY_BEAT_SCHEDULE["telemetry-partitions"] = {
+    "task": "scoring.telemetry_partitions",
+    "schedule": timedelta(seconds=TELEMETRY_PARTITIONS_INTERVAL_S),
+    "options": {"expires": TELEMETRY_PARTITIONS_INTERVAL_S},
+}
 # --- Sign-in throttling, CLI sign-in and self-service keys (accounts app, docs/accounts.md) ---
 INSTALLED_APPS += ["axes", "accounts"]
 # django-axes watches every authenticate() call (site, admin and the CLI's JSON sign-in) and

@@ -5,16 +5,13 @@ A request is handled in three steps, each of which may refuse it with an
 
 1. ``ingest_request_parse`` (``body``) — Content-Type (415), size (413), UTF-8 and JSON
    (400), nesting depth (400), and a scan of the text for escapes PostgreSQL cannot store.
-   A well-typed ``cli_invocation`` body is decoded straight into typed entries
-   (``cli_batch``), the CLI's common case.
-2. The typed entries' rows (``cli_batch_rows``) — or, for any other body or when a typed
-   entry breaks a rule, ``events_validate`` (``events``): the shape of the body
-   (``envelope``) and of every event (400, all errors at once), the scope each event type
-   needs (403) and the event types' own checks (400; ``cli_invocation``, ``handling``).
-3. ``events_insert`` (``store``) — one set-based ``INSERT ... ON CONFLICT DO NOTHING`` on
-   the deduplication key for the whole request; known keys count as duplicates. When an
-   event type has a ``conflict`` hook, its check (409) runs in the same transaction, after
-   locking the keys the type names (``conflicts``).
+2. ``events_validate`` (``events``) — the shape of the body and of every event (400, all
+   errors at once), the scope each event type needs (403) and the event types' own checks
+   (400).
+3. ``events_insert`` (``store``) — one set-based ``INSERT ... ON CONFLICT (insert_id,
+   timestamp) DO NOTHING`` for the whole request; known ``insert_id`` values count as
+   duplicates. When an event type has a ``conflict`` hook, its check (409) runs in the same
+   transaction, after locking the keys the type names (``conflict_keys_lock``).
 
 Validation is all-or-nothing: one bad event and nothing is stored.
 """

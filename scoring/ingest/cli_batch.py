@@ -122,9 +122,9 @@ def cli_batch_rows(
     The rules are those of the generic path for a ``cli_invocation`` entry: ``distinct_id``,
     ``invocation.command`` and the dedup id (``insert_id``, else ``properties.id``)
     non-empty, not blank and short enough; ``startedAt`` and ``timestamp`` ISO-8601 and at
-    most ``latest``; a missing ``timestamp`` is ``now``. No row has drift (every known field
-    has its declared type) and none carries its properties: the store takes them from the
-    request's text.
+    most ``latest``; a missing ``timestamp`` is the ``startedAt``. No row has drift (every
+    known field has its declared type) and none carries its properties: the store takes
+    them from the request's text.
     """
     entries = batch.entries
     if not 1 <= len(entries) <= max_events:
@@ -150,7 +150,8 @@ def cli_batch_rows(
         started_at = parse_timestamp(properties.startedAt)
         if started_at is None or started_at > latest:
             return None
-        timestamp = now
+        # No ``timestamp``: the event's own time, its ``startedAt`` (``scoring.ingest.store``).
+        timestamp = started_at
         if entry.timestamp is not UNSET:
             sent_at = parse_timestamp(entry.timestamp)
             if sent_at is None or sent_at > latest:

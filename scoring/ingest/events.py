@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from scoring.apikeys import api_key_scope_problem, api_key_scopes_effective
+from scoring.ingest.cli_invocation import CLI_INVOCATION
 from scoring.ingest.conflicts import ConflictCheck
 from scoring.ingest.envelope import (
     INSERT_ID_MESSAGE,
@@ -37,7 +38,8 @@ def events_validate(
     """Validate a body's events; return one row per event, in order, and the conflict checks.
 
     A row is ``(insert_id, event, distinct_id, timestamp, properties, drift)``; a missing
-    ``timestamp`` is ``now``, a missing ``insert_id`` the type's default; ``drift`` lists
+    ``timestamp`` is a ``cli_invocation``'s ``startedAt`` (the event's own time), else
+    ``now`` itself (the same object), a missing ``insert_id`` the type's default; ``drift`` lists
     the known properties whose type differs from the client's (or None). A ``timestamp``
     more than ``TELEMETRY_MAX_FUTURE_S`` ahead of ``now`` is invalid. Raises
     ``IngestRejected``: 400 for the body's shape; 403 for the first event whose type needs
@@ -152,6 +154,10 @@ def _events_validate(
                 )
                 continue
         drift = handling.drift(properties) if handling.drift is not None else None
+        if timestamp is now and name == CLI_INVOCATION:
+            # The event's own time (validated above): a resend carries the same one, so it
+            # lands in the same partition and dedups there (``scoring.ingest.store``).
+            timestamp = parse_timestamp(properties["startedAt"])
         rows.append((insert_id, name, distinct_id, timestamp, properties, drift))
         if handling.conflict is not None:
             conflict_checks.setdefault(name, []).append(event)

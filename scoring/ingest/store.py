@@ -1,10 +1,18 @@
-"""Storing a request's events: one INSERT ... ON CONFLICT (<dedup key>) DO NOTHING.
+"""Storing a request's events: one INSERT ... ON CONFLICT (insert_id, timestamp) DO NOTHING.
 
 Rows are inserted in request order; a deduplication key already stored, or repeated earlier
 in the same request, conflicts and is skipped (DO NOTHING also sees rows inserted earlier by
 the same statement), so the first occurrence wins. The statement's row count is what was
 new: skipped rows are not counted. The statement itself, for each database, is
 ``swampclub.dialect.events_insert_rows``.
+
+The dedup key includes ``timestamp``, the event's own time (on PostgreSQL the table is
+partitioned by it, and a unique key must include the partition key): a ``cli_invocation``
+resend carries the same time (its ``startedAt`` when it has no ``timestamp``), lands in
+the same partition and conflicts there. Any other row — another event type, whose id
+need not move with its time (an award's comes from its ``awardId``), or a row timed only
+by its arrival (``now``) — is also skipped when its ``insert_id`` is stored at any time:
+one probe of each partition's dedup index, for those rare rows only.
 """
 
 from datetime import datetime
@@ -14,12 +22,13 @@ import msgspec
 from django.db import connection
 
 from scoring.columns import column
+from scoring.ingest.cli_invocation import CLI_INVOCATION
 from scoring.ingest.envelope import Row
 from scoring.models import ApiKey, TelemetryEvent
 from swampclub.dialect import events_insert_rows
 
 # The unique key ON CONFLICT names: the columns deduplication is decided on.
-DEDUP_KEY = ("insert_id",)
+DEDUP_KEY = ("insert_id", "timestamp")
 
 _COLUMNS = (
     "insert_id",
@@ -38,12 +47,12 @@ _COLUMNS = (
 )
 
 
-def _names() -> tuple[str, str, str]:
+def _names() -> tuple[str, str, str, str]:
     meta = TelemetryEvent._meta
     qn = connection.ops.quote_name
     columns = ", ".join(qn(column(TelemetryEvent, name)) for name in _COLUMNS)
     conflict = ", ".join(qn(column(TelemetryEvent, name)) for name in DEDUP_KEY)
-    return qn(meta.db_table), columns, conflict
+    return qn(meta.db_table), columns, conflict, qn(column(TelemetryEvent, "insert_id"))
 
 
 def events_insert(
@@ -63,11 +72,13 @@ def events_insert(
     row's ``insert_id``, normalized timestamp and drifted fields travel beside it.
     ``cli_version`` (from the request's User-Agent) is stored with every row.
     """
-    table, columns, conflict = _names()
+    table, columns, conflict, insert_id = _names()
     return events_insert_rows(
         table=table,
         columns=columns,
         conflict=conflict,
+        insert_id=insert_id,
+        by_id=[row[1] != CLI_INVOCATION or row[3] is now for row in rows],
         constants=[
             api_key.pk,
             api_key.owner_id,

@@ -18,8 +18,8 @@ pytestmark = pytest.mark.django_db
 # its columns; docs/performance.md names the query each one serves.
 EXPECTED = {
     TelemetryEvent: {
-        ("id",),  # primary key
-        ("insert_id",),  # unique: ON CONFLICT (insert_id) DO NOTHING
+        ("id",),  # primary key (on PostgreSQL (id, timestamp): the partition key is in it)
+        ("insert_id", "timestamp"),  # unique: ON CONFLICT (insert_id, timestamp) DO NOTHING
         ("api_key_id",),  # ON DELETE SET NULL when a key is deleted
         ("id",),  # pending partial index (the consumer's claim)
         ("status",),  # rejected partial index (staff health)
@@ -45,14 +45,20 @@ EXPECTED = {
 
 def _indexes(model) -> dict[str, tuple[str, ...]]:
     """Index name → its columns, as the database has them (SQLite's hidden autoindexes of
-    inline UNIQUE columns included)."""
+    inline UNIQUE columns included). The events table's primary key on PostgreSQL is
+    (id, timestamp), the partition key included; it is counted as ("id",) here and pinned
+    by name and columns in ``test_events_table_is_partitioned_by_month_of_timestamp``."""
     with connection.cursor() as cursor:
         found = connection.introspection.get_constraints(cursor, model._meta.db_table)
-    return {
+    indexes = {
         name: tuple(info["columns"])
         for name, info in found.items()
         if (info["index"] or info["unique"] or info["primary_key"]) and info["columns"]
     }
+    if model is TelemetryEvent and connection.vendor == "postgresql":
+        assert indexes.pop("scoring_telemetryevent_pkey") == ("id", "timestamp")
+        indexes["scoring_telemetryevent_pkey"] = ("id",)
+    return indexes
 
 
 @pytest.mark.parametrize("model", list(EXPECTED), ids=lambda m: m.__name__)
@@ -73,7 +79,7 @@ def test_events_table_has_exactly_the_named_indexes():
         names = {row[0] for row in cursor.fetchall()}
     assert names == {
         "scoring_telemetryevent_pkey",
-        "scoring_telemetryevent_insert_id_key",
+        "scoring_event_dedup_key",
         "scoring_telemetryevent_api_key_id_14d301f0",
         "scoring_event_pending_idx",
         "scoring_event_rejected_idx",
@@ -84,9 +90,33 @@ def test_events_table_has_exactly_the_named_indexes():
     }
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL: partitioning")
+def test_events_table_is_partitioned_by_month_of_timestamp():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT partstrat, pg_get_partkeydef(partrelid) FROM pg_partitioned_table "
+            "WHERE partrelid = %s::regclass",
+            [TelemetryEvent._meta.db_table],
+        )
+        assert cursor.fetchone() == ("r", 'RANGE ("timestamp")')
+        # Every partition carries every index of the table (partitioned indexes).
+        cursor.execute(
+            "SELECT c.relname, count(i.indexrelid) FROM pg_inherits h "
+            "JOIN pg_class c ON c.oid = h.inhrelid "
+            "LEFT JOIN pg_index i ON i.indrelid = c.oid "
+            "WHERE h.inhparent = %s::regclass GROUP BY c.relname",
+            [TelemetryEvent._meta.db_table],
+        )
+        counts = dict(cursor.fetchall())
+    assert "scoring_telemetryevent_default" in counts
+    assert len(counts) >= 2
+    assert set(counts.values()) == {9}
+
+
 def test_insert_id_is_still_unique(member):
     from django.utils import timezone
 
+    # Unique with its timestamp: a resend carries the event's own time.
     now = timezone.now()
     TelemetryEvent.objects.create(
         insert_id="once", event="cli_invocation", distinct_id="d", member=member,
@@ -103,12 +133,19 @@ def test_insert_id_is_still_unique(member):
     connection.vendor != "postgresql", reason="needs PostgreSQL: storage parameters"
 )
 def test_churned_tables_are_vacuumed_after_a_small_share_of_dead_rows():
+    # The events table is partitioned: each partition carries the parameters.
     with connection.cursor() as cursor:
         cursor.execute(
+            "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = %s::regclass",
+            ["scoring_telemetryevent"],
+        )
+        partitions = [row[0] for row in cursor.fetchall()]
+        cursor.execute(
             "SELECT relname, reloptions FROM pg_class WHERE relname = ANY(%s)",
-            [["scoring_telemetryevent", "scoring_metricssnapshot"]],
+            [[*partitions, "scoring_metricssnapshot"]],
         )
         options = {name: dict(o.split("=") for o in opts or []) for name, opts in cursor}
-    for table in ("scoring_telemetryevent", "scoring_metricssnapshot"):
+    assert len(partitions) >= 2
+    for table in (*partitions, "scoring_metricssnapshot"):
         assert float(options[table]["autovacuum_vacuum_scale_factor"]) <= 0.02
         assert float(options[table]["autovacuum_analyze_scale_factor"]) <= 0.02

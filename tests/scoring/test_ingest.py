@@ -199,14 +199,35 @@ def test_timestamp_is_stored_in_utc(client, raw_key, sent, stored):
 
 
 def test_missing_timestamp_defaults_to_the_time_received(client, raw_key):
-    event = cli_event()
-    del event["timestamp"]
+    # An event type with no time of its own (a cli_invocation has startedAt: below).
+    event = {"event": "new_cli_event", "distinct_id": "d", "insert_id": "n-1", "properties": {}}
 
     post(client, event, raw_key)
 
     stored = TelemetryEvent.objects.get()
     assert stored.timestamp == stored.received_at
     assert timezone.now() - stored.timestamp < timedelta(minutes=5)
+
+
+def test_missing_timestamp_of_a_cli_invocation_is_its_started_at(client, raw_key):
+    # The event's own time: a resend carries the same startedAt, lands in the same
+    # partition and is a duplicate there.
+    event = cli_event()
+    del event["timestamp"]
+
+    assert post(client, event, raw_key).json() == {"accepted": 1, "duplicates": 0}
+    assert post(client, event, raw_key).json() == {"accepted": 0, "duplicates": 1}
+
+    stored = TelemetryEvent.objects.get()
+    assert stored.timestamp == datetime.fromisoformat(event["properties"]["startedAt"])
+
+
+def test_resent_event_without_any_time_of_its_own_is_a_duplicate(client, raw_key):
+    event = {"event": "new_cli_event", "distinct_id": "d", "insert_id": "n-2", "properties": {}}
+
+    assert post(client, event, raw_key).json() == {"accepted": 1, "duplicates": 0}
+    assert post(client, event, raw_key).json() == {"accepted": 0, "duplicates": 1}
+    assert TelemetryEvent.objects.count() == 1
 
 
 def test_spoofed_username_and_distinct_id_never_change_the_member(client, ingest_key):

@@ -200,10 +200,19 @@ class Command(BaseCommand):
                     )[0]
             key_of = {k.owner_id: k.pk for k in ApiKey.objects.filter(owner__in=members.values())}
 
+            # Idempotent by insert_id: an event's time can differ between runs (today's
+            # later hours are moved before "now"), and the dedup key holds the time.
+            known = set(
+                TelemetryEvent.objects.filter(member__in=members.values()).values_list(
+                    "insert_id", flat=True
+                )
+            )
             rows = []
             for handle in HANDLES:
                 member = members[handle]
                 for uid, at, properties in histories[handle]:
+                    if uid in known:
+                        continue
                     rows.append(
                         TelemetryEvent(
                             insert_id=uid,
