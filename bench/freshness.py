@@ -58,20 +58,37 @@ def measure_empty_consume(bench: Bench) -> None:
     from scoring.consumer import events_consume
 
     events = table(TelemetryEvent)
-    bench.run_sql(sql.SQL("ALTER TABLE {} SET (autovacuum_enabled = off)").format(events))
+    # Storage parameters live on the tables holding rows: the partitions on PostgreSQL's
+    # partitioned events table (the parent takes none), else the table itself.
+    name = TelemetryEvent._meta.db_table
+    leaves = [
+        row[0]
+        for row in bench.run_sql(
+            "SELECT c.relname FROM pg_class c WHERE c.relkind = 'r' AND (c.oid = %s::regclass "
+            "OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = %s::regclass))",
+            (name, name),
+        )
+    ]
+    for leaf in leaves:
+        bench.run_sql(
+            sql.SQL("ALTER TABLE {} SET (autovacuum_enabled = off)").format(sql.Identifier(leaf))
+        )
     try:
         bench.load_backlog()
         while events_consume():
             pass
         connection.close()
         dead = bench.run_sql(
-            "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = %s",
-            (TelemetryEvent._meta.db_table,),
+            "SELECT sum(n_dead_tup) FROM pg_stat_user_tables WHERE relname = ANY(%s)",
+            (leaves,),
         )
         bench.results.facts["events_dead_rows_before_empty_run"] = dead[0][0] if dead else None
         times = _empty_runs_ms(events_consume)
     finally:
-        bench.run_sql(sql.SQL("ALTER TABLE {} RESET (autovacuum_enabled)").format(events))
+        for leaf in leaves:
+            bench.run_sql(
+                sql.SQL("ALTER TABLE {} RESET (autovacuum_enabled)").format(sql.Identifier(leaf))
+            )
     bench.run_sql(sql.SQL("VACUUM ANALYZE {}").format(events))
     vacuumed = _empty_runs_ms(events_consume)
     figures = bench.results.figures
