@@ -207,6 +207,11 @@ def _run(config: Config, args: argparse.Namespace) -> int:
     _purge_wakeups(config)
 
     figures = results.figures
+    ingest = figures.get("ingest_events_per_s")
+    copy_into = figures.get("copy_into_events_rows_per_s")
+    if ingest and copy_into:
+        # Ingest (batches of 100) against COPY into the events table, both of this run.
+        figures["ingest_to_copy_ratio"] = ingest / copy_into
     extra = {
         "bench_size": config.size.name,
         "measured_at": measured_at.isoformat(timespec="seconds"),
