@@ -25,6 +25,7 @@ from scoring.models import RescoreJob, TierChange, UserScore
 from scoring.rules import rules_activate, rules_for_version, rules_get
 from scoring.scores import scores_refresh, utc_today
 from scoring.tiers import tier_for_total
+from scoring.wakeups import rescore_job_queue
 
 CHUNK_SIZE = 5000
 # How many of the biggest movers (and of the tier moves) a report keeps.
@@ -258,8 +259,6 @@ def rescore_apply(
 def rescore_job_create(*, version: int, kind: str, requested_by: User | None = None) -> RescoreJob:
     """Queue a dry run or an apply of ``version`` for a worker; the task is sent when the
     job row commits. Raises ``ScoringRules.DoesNotExist`` for an unknown version."""
-    from scoring.tasks import rescore_job_run_task
-
     rules = rules_get(version=version)
     with transaction.atomic():
         job = RescoreJob.objects.create(
@@ -268,7 +267,7 @@ def rescore_job_create(*, version: int, kind: str, requested_by: User | None = N
             requested_by=requested_by,
             members_total=rescore_member_count(),
         )
-        transaction.on_commit(lambda: rescore_job_run_task.delay(job.pk))
+        rescore_job_queue(job.pk)
     return job
 
 
