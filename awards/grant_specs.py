@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
-from awards.models import Award
+from awards.models import Award, AwardRequest
 from awards.rules import award_payload_errors
 from scoring.scores import ScoreResult
 
@@ -121,17 +121,23 @@ def validate_specs(
     return errors
 
 
-def same_payload(award: Award, spec: GrantSpec) -> bool:
-    """True when ``spec`` repeats the stored ``award``: same points and (stripped) reason."""
+def same_payload(stored: Award | AwardRequest, spec: GrantSpec) -> bool:
+    """True when ``spec`` repeats the stored award or request: same points and (stripped)
+    reason."""
     # The payload that decides "same award" is points and reason (SPEC §4); category,
     # visibility, notes and granter are metadata of the first write and never change.
-    return award.points == spec.points and award.reason == spec.reason.strip()
+    return stored.points == spec.points and stored.reason == spec.reason.strip()
+
+
+def conflict_message(stored: Award | AwardRequest, noun: str) -> str:
+    """The message for a key already used for ``stored`` (an ``award`` or an ``award
+    request``, as ``noun`` says) with other points or reason."""
+    return (
+        f"This idempotency key was already used for {noun} #{stored.pk} with different points "
+        f"or reason ({stored.points} points: “{stored.reason}”)."
+    )
 
 
 def conflict_error(award: Award) -> AwardConflict:
     """The conflict of a key already used for ``award`` with other points or reason."""
-    return AwardConflict(
-        f"This idempotency key was already used for award #{award.pk} with different points "
-        f"or reason ({award.points} points: “{award.reason}”).",
-        existing=award,
-    )
+    return AwardConflict(conflict_message(award, "award"), existing=award)

@@ -140,7 +140,6 @@ def _grant_valid(
 # --- services ---------------------------------------------------------------------------------
 
 
-@transaction.atomic
 def award_grant(
     *,
     recipient: "User",
@@ -173,8 +172,6 @@ def award_grant(
     an inactive recipient or a grant to oneself), and ``AwardConflict`` when the key is
     already used for this recipient with different points or reason.
     """
-    if source not in Award.Source.values:
-        raise ValueError(f"unknown award source {source!r}")
     spec = GrantSpec(
         recipient_id=recipient.pk,
         points=points,
@@ -186,6 +183,17 @@ def award_grant(
         granted_by_text=granted_by_text,
         granted_at=granted_at,
     )
+    return award_grant_spec(spec, recipient=recipient, granted_by=granted_by, source=source)
+
+
+@transaction.atomic
+def award_grant_spec(
+    spec: GrantSpec, *, recipient: "User", granted_by: "User | None", source: str
+) -> GrantResult:
+    """``award_grant`` for a grant already described by ``spec`` (whose ``recipient_id`` is
+    ``recipient``'s): same guarantees, same errors."""
+    if source not in Award.Source.values:
+        raise ValueError(f"unknown award source {source!r}")
     errors = spec_errors(spec)
     if not recipient.is_active:
         errors.setdefault("username", []).append("No active member with this username.")
