@@ -9,7 +9,7 @@ idempotency key is the same award. The writes are in ``awards.services``.
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, NotRequired, TypedDict
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -75,6 +75,26 @@ class GrantSpec:
     staff_note: str = ""
     granted_by_text: str = ""
     granted_at: datetime | None = None
+
+
+class StaffGrantFields(TypedDict):
+    """The keyword fields of one staff grant (``award_grant_or_request``): a ``GrantSpec``
+    without its recipient and without the history fields; defaults as ``GrantSpec``'s."""
+
+    points: int
+    reason: str
+    idempotency_key: str
+    category: NotRequired[str]
+    public: NotRequired[bool]
+    staff_note: NotRequired[str]
+
+
+class GrantFields(StaffGrantFields):
+    """The keyword fields of ``award_grant``: a staff grant's, plus the granter's name and the
+    grant time that imported history carries."""
+
+    granted_by_text: NotRequired[str]
+    granted_at: NotRequired[datetime | None]
 
 
 class BulkCheck(NamedTuple):

@@ -23,7 +23,7 @@ Guarantees:
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Unpack
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from awards.audit_snapshots import audit_created
 from awards.budgets import budget_check, budget_lock
-from awards.grant_specs import conflict_message, same_payload, validate_specs
+from awards.grant_specs import StaffGrantFields, conflict_message, same_payload, validate_specs
 from awards.models import Award, AwardRequest
 from awards.services import (
     BulkGrantError,
@@ -237,16 +237,7 @@ def awards_grant_governed(
 
 @transaction.atomic
 def award_grant_or_request(
-    *,
-    recipient: "User",
-    points: int,
-    reason: str,
-    idempotency_key: str,
-    granted_by: "User",
-    source: str,
-    category: str = Award.Category.OTHER,
-    public: bool = True,
-    staff_note: str = "",
+    *, recipient: "User", granted_by: "User", source: str, **fields: Unpack[StaffGrantFields]
 ) -> GovernedResult:
     """One staff grant: an award, or an award request when above the threshold; audited.
 
@@ -255,15 +246,7 @@ def award_grant_or_request(
     would be exceeded and ``RequestConflict`` for a key already naming another request.
     A repeat with the same key returns what the first call made (``created=False``).
     """
-    spec = GrantSpec(
-        recipient_id=recipient.pk,
-        points=points,
-        reason=reason,
-        idempotency_key=idempotency_key,
-        category=category,
-        public=public,
-        staff_note=staff_note,
-    )
+    spec = GrantSpec(recipient_id=recipient.pk, **fields)
     budget_lock(granter=granted_by)
     routing = grants_route([spec])
     budget_check(granter=granted_by, points=routing.new_points)

@@ -29,7 +29,7 @@ project's lock order for ``MemberMetrics`` and ``UserScore``, documented in
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Unpack
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -40,6 +40,7 @@ from awards.grant_specs import (
     AwardConflict,
     BulkCheck,
     BulkGrantError,
+    GrantFields,
     GrantResult,
     GrantSpec,
     conflict_error,
@@ -141,18 +142,7 @@ def _grant_valid(
 
 
 def award_grant(
-    *,
-    recipient: "User",
-    points: int,
-    reason: str,
-    idempotency_key: str,
-    granted_by: "User | None",
-    source: str,
-    category: str = Award.Category.OTHER,
-    public: bool = True,
-    staff_note: str = "",
-    granted_by_text: str = "",
-    granted_at: datetime | None = None,
+    *, recipient: "User", granted_by: "User | None", source: str, **fields: Unpack[GrantFields]
 ) -> GrantResult:
     """Grant ``points`` to ``recipient`` for ``reason``, once per ``idempotency_key``.
 
@@ -172,17 +162,7 @@ def award_grant(
     an inactive recipient or a grant to oneself), and ``AwardConflict`` when the key is
     already used for this recipient with different points or reason.
     """
-    spec = GrantSpec(
-        recipient_id=recipient.pk,
-        points=points,
-        reason=reason,
-        idempotency_key=idempotency_key,
-        category=category,
-        public=public,
-        staff_note=staff_note,
-        granted_by_text=granted_by_text,
-        granted_at=granted_at,
-    )
+    spec = GrantSpec(recipient_id=recipient.pk, **fields)
     return award_grant_spec(spec, recipient=recipient, granted_by=granted_by, source=source)
 
 
