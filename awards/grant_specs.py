@@ -9,7 +9,7 @@ idempotency key is the same award. The writes are in ``awards.services``.
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, NamedTuple, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, NamedTuple, NotRequired, TypedDict
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -75,6 +75,20 @@ class GrantSpec:
     staff_note: str = ""
     granted_by_text: str = ""
     granted_at: datetime | None = None
+
+    def stored_fields(self) -> dict[str, Any]:
+        """The fields an ``Award`` or an ``AwardRequest`` stores as they are (the reason
+        stripped); the granter, source and times are the caller's."""
+        return {
+            "recipient_id": self.recipient_id,
+            "points": self.points,
+            "reason": self.reason.strip(),
+            "staff_note": self.staff_note,
+            "category": self.category,
+            "public": self.public,
+            "idempotency_key": self.idempotency_key,
+            "granted_by_text": self.granted_by_text,
+        }
 
 
 class StaffGrantFields(TypedDict):

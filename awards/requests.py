@@ -162,14 +162,7 @@ def award_requests_create(
         try:
             with transaction.atomic():
                 request: AwardRequest | None = AwardRequest.objects.create(
-                    recipient_id=spec.recipient_id,
-                    points=spec.points,
-                    reason=spec.reason.strip(),
-                    staff_note=spec.staff_note,
-                    category=spec.category,
-                    public=spec.public,
-                    idempotency_key=spec.idempotency_key,
-                    granted_by_text=spec.granted_by_text,
+                    **spec.stored_fields(),
                     source=source,
                     requested_by=requested_by,
                     granted_at=spec.granted_at,

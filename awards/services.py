@@ -67,6 +67,18 @@ class RevokeResult(NamedTuple):
     score: ScoreResult | None
 
 
+def _awards_stored(wanted: set[tuple[int, str]]) -> dict[tuple[int, str], Award]:
+    """The stored awards of the ``(recipient id, idempotency key)`` pairs in ``wanted``, by
+    pair (one query)."""
+    return {
+        (award.recipient_id, award.idempotency_key): award
+        for award in Award.objects.filter(
+            recipient_id__in={r for r, _ in wanted}, idempotency_key__in={k for _, k in wanted}
+        )
+        if (award.recipient_id, award.idempotency_key) in wanted
+    }
+
+
 def _grant_valid(
     rows: Sequence[tuple[int, GrantSpec]],
     *,
@@ -86,15 +98,8 @@ def _grant_valid(
         first_rows.setdefault((spec.recipient_id, spec.idempotency_key), spec)
     candidates = [
         Award(
-            recipient_id=spec.recipient_id,
-            points=spec.points,
-            reason=spec.reason.strip(),
-            staff_note=spec.staff_note,
-            category=spec.category,
-            public=spec.public,
-            idempotency_key=spec.idempotency_key,
+            **spec.stored_fields(),
             granted_by=granted_by,
-            granted_by_text=spec.granted_by_text,
             source=source,
             granted_at=spec.granted_at or now,
         )
@@ -103,13 +108,7 @@ def _grant_valid(
     inserted_ids = insert_returning_new(Award, candidates, unique=("recipient", "idempotency_key"))
 
     wanted = set(first_rows)
-    stored = {
-        (award.recipient_id, award.idempotency_key): award
-        for award in Award.objects.filter(
-            recipient_id__in={r for r, _ in wanted}, idempotency_key__in={k for _, k in wanted}
-        )
-        if (award.recipient_id, award.idempotency_key) in wanted
-    }
+    stored = _awards_stored(wanted)
 
     results: dict[int, GrantResult] = {}
     conflicts: dict[int, AwardConflict] = {}
@@ -252,13 +251,7 @@ def awards_bulk_check(*, grants: Sequence[GrantSpec], granted_by: "User | None")
     errors = validate_specs(grants, granted_by=granted_by)
     valid = [(index, spec) for index, spec in enumerate(grants) if index not in errors]
     wanted = {(spec.recipient_id, spec.idempotency_key) for _, spec in valid}
-    stored = {
-        (award.recipient_id, award.idempotency_key): award
-        for award in Award.objects.filter(
-            recipient_id__in={r for r, _ in wanted}, idempotency_key__in={k for _, k in wanted}
-        )
-        if (award.recipient_id, award.idempotency_key) in wanted
-    }
+    stored = _awards_stored(wanted)
     existing: dict[int, Award] = {}
     first_in_file: dict[tuple[int, str], GrantSpec] = {}
     for index, spec in valid:
