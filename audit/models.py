@@ -1,10 +1,25 @@
 """The audit trail: one append-only row per staff write."""
 
+from typing import Any
+
 import pgtrigger
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
+
+
+def _account_reference() -> "models.ForeignKey[Any, Any]":
+    """A nullable reference to an account with no foreign-key constraint and no reverse
+    accessor: the entry outlives the account and never blocks its removal."""
+    return models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
 
 
 class AuditEntry(models.Model):
@@ -18,28 +33,14 @@ class AuditEntry(models.Model):
     """
 
     at = models.DateTimeField(default=timezone.now)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        related_name="+",
-    )
+    actor = _account_reference()
     actor_username = models.CharField(max_length=150, blank=True)
     action = models.CharField(max_length=50)
     object_type = models.CharField(max_length=50, blank=True)
     object_id = models.CharField(max_length=64, blank=True)
     object_repr = models.CharField(max_length=200, blank=True)
     # The member the write concerns (an award's recipient, a key's owner), for filtering.
-    member = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        related_name="+",
-    )
+    member = _account_reference()
     member_username = models.CharField(max_length=150, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)

@@ -9,12 +9,12 @@ idempotency key is the same award. The writes are in ``awards.services``.
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, NotRequired, TypedDict
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
-from awards.models import Award
+from awards.models import Award, AwardRequest
 from awards.rules import award_payload_errors
 from scoring.scores import ScoreResult
 
@@ -76,6 +76,40 @@ class GrantSpec:
     granted_by_text: str = ""
     granted_at: datetime | None = None
 
+    def stored_fields(self) -> dict[str, Any]:
+        """The fields an ``Award`` or an ``AwardRequest`` stores as they are (the reason
+        stripped); the granter, source and times are the caller's."""
+        return {
+            "recipient_id": self.recipient_id,
+            "points": self.points,
+            "reason": self.reason.strip(),
+            "staff_note": self.staff_note,
+            "category": self.category,
+            "public": self.public,
+            "idempotency_key": self.idempotency_key,
+            "granted_by_text": self.granted_by_text,
+        }
+
+
+class StaffGrantFields(TypedDict):
+    """The keyword fields of one staff grant (``award_grant_or_request``): a ``GrantSpec``
+    without its recipient and without the history fields; defaults as ``GrantSpec``'s."""
+
+    points: int
+    reason: str
+    idempotency_key: str
+    category: NotRequired[str]
+    public: NotRequired[bool]
+    staff_note: NotRequired[str]
+
+
+class GrantFields(StaffGrantFields):
+    """The keyword fields of ``award_grant``: a staff grant's, plus the granter's name and the
+    grant time that imported history carries."""
+
+    granted_by_text: NotRequired[str]
+    granted_at: NotRequired[datetime | None]
+
 
 class BulkCheck(NamedTuple):
     """A read-only look at a bulk grant: what would be refused and what is already granted."""
@@ -121,17 +155,23 @@ def validate_specs(
     return errors
 
 
-def same_payload(award: Award, spec: GrantSpec) -> bool:
-    """True when ``spec`` repeats the stored ``award``: same points and (stripped) reason."""
+def same_payload(stored: Award | AwardRequest, spec: GrantSpec) -> bool:
+    """True when ``spec`` repeats the stored award or request: same points and (stripped)
+    reason."""
     # The payload that decides "same award" is points and reason (SPEC §4); category,
     # visibility, notes and granter are metadata of the first write and never change.
-    return award.points == spec.points and award.reason == spec.reason.strip()
+    return stored.points == spec.points and stored.reason == spec.reason.strip()
+
+
+def conflict_message(stored: Award | AwardRequest, noun: str) -> str:
+    """The message for a key already used for ``stored`` (an ``award`` or an ``award
+    request``, as ``noun`` says) with other points or reason."""
+    return (
+        f"This idempotency key was already used for {noun} #{stored.pk} with different points "
+        f"or reason ({stored.points} points: “{stored.reason}”)."
+    )
 
 
 def conflict_error(award: Award) -> AwardConflict:
     """The conflict of a key already used for ``award`` with other points or reason."""
-    return AwardConflict(
-        f"This idempotency key was already used for award #{award.pk} with different points "
-        f"or reason ({award.points} points: “{award.reason}”).",
-        existing=award,
-    )
+    return AwardConflict(conflict_message(award, "award"), existing=award)

@@ -55,6 +55,32 @@ def _may_decide(request: AwardRequest, user: "User") -> None:
         raise PermissionDenied("Neither the requester nor the recipient may decide a request.")
 
 
+def _decision_record(
+    request: AwardRequest,
+    *,
+    state: str,
+    decider: "User",
+    now: datetime,
+    fields: list[str],
+    before: dict,
+    after_extra: dict | None = None,
+) -> None:
+    """Save ``request`` as decided (``state``, by ``decider`` at ``now``, with its other
+    changed ``fields``) and audit it as ``request.approve`` or ``request.reject``."""
+    request.state = state
+    request.decided_by = decider
+    request.decided_at = now
+    request.save(update_fields=["state", "decided_by", "decided_at", *fields])
+    audit_record(
+        action="request.approve" if state == AwardRequest.State.APPROVED else "request.reject",
+        actor=decider,
+        obj=request,
+        member=request.recipient,
+        before=before,
+        after={**request_snapshot(request), **(after_extra or {})},
+    )
+
+
 @transaction.atomic
 def award_request_approve(*, request_id: int, approver: "User") -> ApproveResult:
     """Approve a pending request: grant its award once through ``award_grant``.
@@ -90,18 +116,15 @@ def award_request_approve(*, request_id: int, approver: "User") -> ApproveResult
         granted_by_text=request.granted_by_text,
         granted_at=request.granted_at,
     )
-    request.state = AwardRequest.State.APPROVED
-    request.decided_by = approver
-    request.decided_at = now
     request.award = grant.award
-    request.save(update_fields=["state", "decided_by", "decided_at", "award"])
-    audit_record(
-        action="request.approve",
-        actor=approver,
-        obj=request,
-        member=request.recipient,
+    _decision_record(
+        request,
+        state=AwardRequest.State.APPROVED,
+        decider=approver,
+        now=now,
+        fields=["award"],
         before=before,
-        after={**request_snapshot(request), "award_created": grant.created},
+        after_extra={"award_created": grant.created},
     )
     return ApproveResult(
         request=request, award=_granted(grant.award), created=grant.created, score=grant.score
@@ -126,18 +149,14 @@ def award_request_reject(*, request_id: int, rejecter: "User", reason: str) -> A
     if state != AwardRequest.State.PENDING:
         raise ValidationError(f"This request is {state}; it can no longer be rejected.")
     before = request_snapshot(request)
-    request.state = AwardRequest.State.REJECTED
-    request.decided_by = rejecter
-    request.decided_at = now
     request.decision_reason = reason.strip()
-    request.save(update_fields=["state", "decided_by", "decided_at", "decision_reason"])
-    audit_record(
-        action="request.reject",
-        actor=rejecter,
-        obj=request,
-        member=request.recipient,
+    _decision_record(
+        request,
+        state=AwardRequest.State.REJECTED,
+        decider=rejecter,
+        now=now,
+        fields=["decision_reason"],
         before=before,
-        after=request_snapshot(request),
     )
     return request
 

@@ -23,23 +23,22 @@ Guarantees:
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Unpack
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from audit.services import audit_record
-from awards.audit_snapshots import audit_created, award_snapshot, request_snapshot
+from awards.audit_snapshots import audit_created
 from awards.budgets import budget_check, budget_lock
-from awards.grant_specs import validate_specs
+from awards.grant_specs import StaffGrantFields, conflict_message, same_payload, validate_specs
 from awards.models import Award, AwardRequest
 from awards.services import (
     BulkGrantError,
     GrantResult,
     GrantSpec,
-    award_grant,
+    award_grant_spec,
     awards_grant_bulk,
 )
 from scoring.scores import ScoreResult
@@ -131,18 +130,6 @@ def grants_route(specs: Sequence[GrantSpec], *, count_new: bool = True) -> Routi
     return Routing(grant_rows, request_rows, sum(new_keys.values()))
 
 
-def _same_request(request: AwardRequest, spec: GrantSpec) -> bool:
-    return request.points == spec.points and request.reason == spec.reason.strip()
-
-
-def _request_conflict(request: AwardRequest) -> RequestConflict:
-    return RequestConflict(
-        f"This idempotency key was already used for award request #{request.pk} with "
-        f"different points or reason ({request.points} points: “{request.reason}”).",
-        existing=request,
-    )
-
-
 def award_requests_create(
     *,
     specs: Sequence[GrantSpec],
@@ -175,14 +162,7 @@ def award_requests_create(
         try:
             with transaction.atomic():
                 request: AwardRequest | None = AwardRequest.objects.create(
-                    recipient_id=spec.recipient_id,
-                    points=spec.points,
-                    reason=spec.reason.strip(),
-                    staff_note=spec.staff_note,
-                    category=spec.category,
-                    public=spec.public,
-                    idempotency_key=spec.idempotency_key,
-                    granted_by_text=spec.granted_by_text,
+                    **spec.stored_fields(),
                     source=source,
                     requested_by=requested_by,
                     granted_at=spec.granted_at,
@@ -196,8 +176,10 @@ def award_requests_create(
             if request is None:  # another integrity problem: not ours to hide
                 raise
             created = False
-            if not _same_request(request, spec):
-                errors[index] = _request_conflict(request)
+            if not same_payload(request, spec):
+                errors[index] = RequestConflict(
+                    conflict_message(request, "award request"), existing=request
+                )
                 continue
         results[index] = GovernedResult(request=request, created=created)
     if errors and not skip_invalid:
@@ -248,16 +230,7 @@ def awards_grant_governed(
 
 @transaction.atomic
 def award_grant_or_request(
-    *,
-    recipient: "User",
-    points: int,
-    reason: str,
-    idempotency_key: str,
-    granted_by: "User",
-    source: str,
-    category: str = Award.Category.OTHER,
-    public: bool = True,
-    staff_note: str = "",
+    *, recipient: "User", granted_by: "User", source: str, **fields: Unpack[StaffGrantFields]
 ) -> GovernedResult:
     """One staff grant: an award, or an award request when above the threshold; audited.
 
@@ -266,52 +239,19 @@ def award_grant_or_request(
     would be exceeded and ``RequestConflict`` for a key already naming another request.
     A repeat with the same key returns what the first call made (``created=False``).
     """
-    spec = GrantSpec(
-        recipient_id=recipient.pk,
-        points=points,
-        reason=reason,
-        idempotency_key=idempotency_key,
-        category=category,
-        public=public,
-        staff_note=staff_note,
-    )
+    spec = GrantSpec(recipient_id=recipient.pk, **fields)
     budget_lock(granter=granted_by)
     routing = grants_route([spec])
     budget_check(granter=granted_by, points=routing.new_points)
     if routing.grants:
-        grant = award_grant(
-            recipient=recipient,
-            points=points,
-            reason=reason,
-            idempotency_key=idempotency_key,
-            granted_by=granted_by,
-            source=source,
-            category=category,
-            public=public,
-            staff_note=staff_note,
-        )
+        grant = award_grant_spec(spec, recipient=recipient, granted_by=granted_by, source=source)
         result = GovernedResult(award=grant.award, created=grant.created, score=grant.score)
-        if grant.created and grant.award is not None:
-            audit_record(
-                action="award.grant",
-                actor=granted_by,
-                obj=grant.award,
-                member=recipient,
-                after=award_snapshot(grant.award),
-            )
-        return result
-    try:
-        (result,) = award_requests_create(specs=[spec], requested_by=granted_by, source=source)
-    except BulkGrantError as error:
-        raise error.row_errors[0] from None
-    if result.created and result.request is not None:
-        audit_record(
-            action="award.request",
-            actor=granted_by,
-            obj=result.request,
-            member=recipient,
-            after=request_snapshot(result.request),
-        )
+    else:
+        try:
+            (result,) = award_requests_create(specs=[spec], requested_by=granted_by, source=source)
+        except BulkGrantError as error:
+            raise error.row_errors[0] from None
+    audit_created([result], actor=granted_by, members={recipient.pk: recipient})
     return result
 
 

@@ -29,7 +29,7 @@ project's lock order for ``MemberMetrics`` and ``UserScore``, documented in
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Unpack
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -40,6 +40,7 @@ from awards.grant_specs import (
     AwardConflict,
     BulkCheck,
     BulkGrantError,
+    GrantFields,
     GrantResult,
     GrantSpec,
     conflict_error,
@@ -66,6 +67,18 @@ class RevokeResult(NamedTuple):
     score: ScoreResult | None
 
 
+def _awards_stored(wanted: set[tuple[int, str]]) -> dict[tuple[int, str], Award]:
+    """The stored awards of the ``(recipient id, idempotency key)`` pairs in ``wanted``, by
+    pair (one query)."""
+    return {
+        (award.recipient_id, award.idempotency_key): award
+        for award in Award.objects.filter(
+            recipient_id__in={r for r, _ in wanted}, idempotency_key__in={k for _, k in wanted}
+        )
+        if (award.recipient_id, award.idempotency_key) in wanted
+    }
+
+
 def _grant_valid(
     rows: Sequence[tuple[int, GrantSpec]],
     *,
@@ -85,15 +98,8 @@ def _grant_valid(
         first_rows.setdefault((spec.recipient_id, spec.idempotency_key), spec)
     candidates = [
         Award(
-            recipient_id=spec.recipient_id,
-            points=spec.points,
-            reason=spec.reason.strip(),
-            staff_note=spec.staff_note,
-            category=spec.category,
-            public=spec.public,
-            idempotency_key=spec.idempotency_key,
+            **spec.stored_fields(),
             granted_by=granted_by,
-            granted_by_text=spec.granted_by_text,
             source=source,
             granted_at=spec.granted_at or now,
         )
@@ -102,13 +108,7 @@ def _grant_valid(
     inserted_ids = insert_returning_new(Award, candidates, unique=("recipient", "idempotency_key"))
 
     wanted = set(first_rows)
-    stored = {
-        (award.recipient_id, award.idempotency_key): award
-        for award in Award.objects.filter(
-            recipient_id__in={r for r, _ in wanted}, idempotency_key__in={k for _, k in wanted}
-        )
-        if (award.recipient_id, award.idempotency_key) in wanted
-    }
+    stored = _awards_stored(wanted)
 
     results: dict[int, GrantResult] = {}
     conflicts: dict[int, AwardConflict] = {}
@@ -140,20 +140,8 @@ def _grant_valid(
 # --- services ---------------------------------------------------------------------------------
 
 
-@transaction.atomic
 def award_grant(
-    *,
-    recipient: "User",
-    points: int,
-    reason: str,
-    idempotency_key: str,
-    granted_by: "User | None",
-    source: str,
-    category: str = Award.Category.OTHER,
-    public: bool = True,
-    staff_note: str = "",
-    granted_by_text: str = "",
-    granted_at: datetime | None = None,
+    *, recipient: "User", granted_by: "User | None", source: str, **fields: Unpack[GrantFields]
 ) -> GrantResult:
     """Grant ``points`` to ``recipient`` for ``reason``, once per ``idempotency_key``.
 
@@ -173,19 +161,18 @@ def award_grant(
     an inactive recipient or a grant to oneself), and ``AwardConflict`` when the key is
     already used for this recipient with different points or reason.
     """
+    spec = GrantSpec(recipient_id=recipient.pk, **fields)
+    return award_grant_spec(spec, recipient=recipient, granted_by=granted_by, source=source)
+
+
+@transaction.atomic
+def award_grant_spec(
+    spec: GrantSpec, *, recipient: "User", granted_by: "User | None", source: str
+) -> GrantResult:
+    """``award_grant`` for a grant already described by ``spec`` (whose ``recipient_id`` is
+    ``recipient``'s): same guarantees, same errors."""
     if source not in Award.Source.values:
         raise ValueError(f"unknown award source {source!r}")
-    spec = GrantSpec(
-        recipient_id=recipient.pk,
-        points=points,
-        reason=reason,
-        idempotency_key=idempotency_key,
-        category=category,
-        public=public,
-        staff_note=staff_note,
-        granted_by_text=granted_by_text,
-        granted_at=granted_at,
-    )
     errors = spec_errors(spec)
     if not recipient.is_active:
         errors.setdefault("username", []).append("No active member with this username.")
@@ -264,13 +251,7 @@ def awards_bulk_check(*, grants: Sequence[GrantSpec], granted_by: "User | None")
     errors = validate_specs(grants, granted_by=granted_by)
     valid = [(index, spec) for index, spec in enumerate(grants) if index not in errors]
     wanted = {(spec.recipient_id, spec.idempotency_key) for _, spec in valid}
-    stored = {
-        (award.recipient_id, award.idempotency_key): award
-        for award in Award.objects.filter(
-            recipient_id__in={r for r, _ in wanted}, idempotency_key__in={k for _, k in wanted}
-        )
-        if (award.recipient_id, award.idempotency_key) in wanted
-    }
+    stored = _awards_stored(wanted)
     existing: dict[int, Award] = {}
     first_in_file: dict[tuple[int, str], GrantSpec] = {}
     for index, spec in valid:

@@ -12,9 +12,10 @@ the version gives (as of the same day).
 """
 
 import heapq
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TypedDict, Unpack
 
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -25,6 +26,7 @@ from scoring.models import RescoreJob, TierChange, UserScore
 from scoring.rules import rules_activate, rules_for_version, rules_get
 from scoring.scores import scores_refresh, utc_today
 from scoring.tiers import tier_for_total
+from scoring.wakeups import rescore_job_queue
 
 CHUNK_SIZE = 5000
 # How many of the biggest movers (and of the tier moves) a report keeps.
@@ -123,6 +125,33 @@ Progress = Callable[[int], None]
 OnMoves = Callable[[list[MemberMove]], None]
 
 
+class RescoreOptions(TypedDict, total=False):
+    """The options of ``rescore_dry_run`` and ``rescore_apply``: ``as_of`` (default today,
+    UTC), ``chunk_size`` (default ``CHUNK_SIZE``), ``progress`` (the members done so far,
+    after each chunk) and ``on_moves`` (each chunk's members whose total or tier moves)."""
+
+    as_of: date | None
+    chunk_size: int
+    progress: Progress | None
+    on_moves: OnMoves | None
+
+
+def _report_chunk(
+    report: RescoreReport, chunk: Iterable[MemberMove], options: RescoreOptions
+) -> None:
+    """Count a chunk's moves in ``report``, then tell ``on_moves`` and ``progress``."""
+    moves = []
+    for move in chunk:
+        report.add(move)
+        if move.delta or move.new_tier != move.old_tier:
+            moves.append(move)
+    on_moves, progress = options.get("on_moves"), options.get("progress")
+    if on_moves is not None and moves:
+        on_moves(moves)
+    if progress is not None:
+        progress(report.members)
+
+
 def rescore_member_count() -> int:
     """How many members a rescore goes through (every member with a score)."""
     return UserScore.objects.count()
@@ -143,14 +172,7 @@ def _chunks(chunk_size: int) -> Iterator[list[int]]:
         last = ids[-1]
 
 
-def rescore_dry_run(
-    *,
-    version: int,
-    as_of: date | None = None,
-    chunk_size: int = CHUNK_SIZE,
-    progress: Progress | None = None,
-    on_moves: OnMoves | None = None,
-) -> RescoreReport:
+def rescore_dry_run(*, version: int, **options: Unpack[RescoreOptions]) -> RescoreReport:
     """What applying ``version`` (with ``settings.SCORING`` on top) would do to every
     member's total and tier, as of ``as_of`` (default today, UTC). Writes nothing.
 
@@ -159,7 +181,8 @@ def rescore_dry_run(
     ``on_moves`` the chunk's members whose total or tier would change.
     """
     rules = rules_for_version(version)
-    as_of = as_of or utc_today()
+    as_of = options.get("as_of") or utc_today()
+    chunk_size = options.get("chunk_size", CHUNK_SIZE)
     report = RescoreReport(version=version, applied=False)
     last = 0
     while True:
@@ -178,7 +201,7 @@ def rescore_dry_run(
         )
         if not rows:
             break
-        moves: list[MemberMove] = []
+        chunk = []
         for member_id, username, old_total, old_tier, counts, dates, points in rows:
             activity = activity_score(
                 event_counts=counts or {},
@@ -187,28 +210,17 @@ def rescore_dry_run(
                 constants=rules.constants,
             ).activity
             total = activity + (points or 0)
-            move = MemberMove(
-                member_id, username, old_total, total, old_tier, tier_for_total(total).ordinal
+            chunk.append(
+                MemberMove(
+                    member_id, username, old_total, total, old_tier, tier_for_total(total).ordinal
+                )
             )
-            report.add(move)
-            if move.delta or move.new_tier != old_tier:
-                moves.append(move)
         last = rows[-1][0]
-        if on_moves is not None and moves:
-            on_moves(moves)
-        if progress is not None:
-            progress(report.members)
+        _report_chunk(report, chunk, options)
     return report
 
 
-def rescore_apply(
-    *,
-    version: int,
-    as_of: date | None = None,
-    chunk_size: int = CHUNK_SIZE,
-    progress: Progress | None = None,
-    on_moves: OnMoves | None = None,
-) -> RescoreReport:
+def rescore_apply(*, version: int, **options: Unpack[RescoreOptions]) -> RescoreReport:
     """Put ``version`` in force and rescore every member with it, as of ``as_of``.
 
     Activation commits first, so from then on every refresh (score batch, awards) uses the
@@ -223,8 +235,8 @@ def rescore_apply(
     with transaction.atomic(durable=True):
         rules_activate(version=version)
     report = RescoreReport(version=version, applied=True)
-    as_of = as_of or utc_today()
-    for ids in _chunks(chunk_size):
+    as_of = options.get("as_of") or utc_today()
+    for ids in _chunks(options.get("chunk_size", CHUNK_SIZE)):
         with transaction.atomic(durable=True):
             results = scores_refresh(member_ids=ids, cause=TierChange.Cause.RULES, as_of=as_of)
             usernames = dict(
@@ -232,9 +244,8 @@ def rescore_apply(
                     "member_id", "username"
                 )
             )
-        moves = []
-        for member_id, result in results.items():
-            move = MemberMove(
+        chunk = (
+            MemberMove(
                 member_id,
                 usernames.get(member_id, ""),
                 result.previous_total,
@@ -242,13 +253,9 @@ def rescore_apply(
                 result.previous_tier,
                 result.tier,
             )
-            report.add(move)
-            if move.delta or move.new_tier != move.old_tier:
-                moves.append(move)
-        if on_moves is not None and moves:
-            on_moves(moves)
-        if progress is not None:
-            progress(report.members)
+            for member_id, result in results.items()
+        )
+        _report_chunk(report, chunk, options)
     return report
 
 
@@ -258,8 +265,6 @@ def rescore_apply(
 def rescore_job_create(*, version: int, kind: str, requested_by: User | None = None) -> RescoreJob:
     """Queue a dry run or an apply of ``version`` for a worker; the task is sent when the
     job row commits. Raises ``ScoringRules.DoesNotExist`` for an unknown version."""
-    from scoring.tasks import rescore_job_run_task
-
     rules = rules_get(version=version)
     with transaction.atomic():
         job = RescoreJob.objects.create(
@@ -268,7 +273,7 @@ def rescore_job_create(*, version: int, kind: str, requested_by: User | None = N
             requested_by=requested_by,
             members_total=rescore_member_count(),
         )
-        transaction.on_commit(lambda: rescore_job_run_task.delay(job.pk))
+        rescore_job_queue(job.pk)
     return job
 
 

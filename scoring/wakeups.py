@@ -30,6 +30,7 @@ from swampclub.outages import Dependency
 # The task names (pinned: a renamed task strands every message and beat entry).
 CONSUME_TASK = "scoring.events_consume"
 SCORE_BATCH_TASK = "scoring.scores_process_batch"
+RESCORE_JOB_TASK = "scoring.rescore_job_run"
 
 # The logger keeps the tasks' name: operators grep for it.
 logger = logging.getLogger("swampclub.tasks")
@@ -134,3 +135,13 @@ def score_batch_wake() -> None:
     Debounced like ``consumer_wake``.
     """
     transaction.on_commit(lambda: _send(SCORE_BATCH_TASK, expires=120))
+
+
+def rescore_job_queue(job_id: int) -> None:
+    """After the current transaction commits, queue ``scoring.rescore_job_run`` for the job
+    (by name: ``scoring.rescore`` never imports ``scoring.tasks``, which imports it).
+
+    Not debounced and not guarded: each job is queued once, and a broker error reaches the
+    caller as it did when the task was queued directly.
+    """
+    transaction.on_commit(lambda: app.send_task(RESCORE_JOB_TASK, args=(job_id,)))

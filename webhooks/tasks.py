@@ -5,46 +5,45 @@ import logging
 
 from celery import shared_task
 
+from swampclub.celery import app
+from webhooks.services import (
+    deliveries_sweep,
+    delivery_send,
+    endpoint_deliver,
+    events_dispatch,
+    webhooks_prune,
+)
+
 logger = logging.getLogger("swampclub.webhooks")
 
 
 @shared_task(name="webhooks.events_dispatch", acks_late=True)
 def events_dispatch_task() -> int:
     """Create deliveries for newly committed outbox events (see ``events_dispatch``)."""
-    from webhooks.services import events_dispatch
-
     return events_dispatch()
 
 
 @shared_task(name="webhooks.endpoint_deliver", acks_late=True)
 def endpoint_deliver_task(endpoint_id: int) -> int:
     """Send one endpoint's claimable deliveries in batches (see ``endpoint_deliver``)."""
-    from webhooks.services import endpoint_deliver
-
     return endpoint_deliver(endpoint_id=endpoint_id)
 
 
 @shared_task(name="webhooks.delivery_send", acks_late=True)
 def delivery_send_task(delivery_id: int) -> str:
     """One attempt at one delivery (see ``webhooks.services.delivery_send``)."""
-    from webhooks.services import delivery_send
-
     return delivery_send(delivery_id=delivery_id)
 
 
 @shared_task(name="webhooks.deliveries_sweep", acks_late=True)
 def deliveries_sweep_task() -> int:
     """Fan out and re-queue whatever was left behind (see ``deliveries_sweep``)."""
-    from webhooks.services import deliveries_sweep
-
     return deliveries_sweep()
 
 
 @shared_task(name="webhooks.prune", acks_late=True)
 def prune_task() -> dict[str, int]:
     """Delete delivered rows past the retention (see ``webhooks_prune``)."""
-    from webhooks.services import webhooks_prune
-
     return webhooks_prune()
 
 
@@ -64,8 +63,6 @@ def deliveries_enqueue(delivery_ids: list[int], *, countdown: float | None = Non
     """Queue one ``webhooks.delivery_send`` task per delivery (broker errors are logged:
     PostgreSQL holds the deliveries and the sweep re-queues them). The services queue
     per-endpoint senders instead; this sends single deliveries by hand."""
-    from swampclub.celery import app
-
     try:
         with app.producer_or_acquire() as producer:
             for delivery_id in delivery_ids:

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 
 from django.db import transaction
 
+from swampclub.celery import app
+
 logger = logging.getLogger("swampclub.webhooks")
 
 ENDPOINT_DELIVER_TASK = "webhooks.endpoint_deliver"
@@ -18,8 +20,6 @@ ENDPOINT_DELIVER_TASK = "webhooks.endpoint_deliver"
 
 def endpoints_enqueue(endpoint_ids: Iterable[int], *, countdown: float | None = None) -> None:
     """Queue one sender per endpoint (``countdown``: seconds until it runs)."""
-    from swampclub.celery import app
-
     ids = sorted(set(endpoint_ids))
     if not ids:
         return

@@ -1,0 +1,101 @@
+"""The pipeline's queue claim: take pending rows with SKIP LOCKED and mark them, in one
+statement on PostgreSQL."""
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import connection, models
+
+from swampclub.dialect.lookups import IdArray
+from swampclub.dialect.vendor import _column_of, is_postgresql
+
+
+def queue_claim(
+    model: type[models.Model],
+    *,
+    pending: models.Q,
+    pending_sql: str,
+    mark: dict[str, Any],
+    fields: Sequence[str],
+    batch_size: int,
+    extra: Sequence[tuple[str, str | None]] = (),
+    extra_params: Sequence[Any] = (),
+    range_field: str | None = None,
+) -> list[tuple]:
+    """Claim up to ``batch_size`` pending rows of a queue table (oldest id first), set
+    ``mark`` on them, and return their ``fields`` (``id`` first) followed by one value per
+    ``extra`` pair ``(SQL expression, field)``: on PostgreSQL the expression (decoded when
+    the field is a JSON field), elsewhere the field's value (None when no field is named),
+    ordered by id.
+
+    SKIP LOCKED: rows another worker has claimed are skipped, not waited on; the claimed
+    rows stay locked until the caller's transaction ends, and a rollback leaves them
+    pending. On PostgreSQL claim and mark are one statement, the locked ``SELECT ... FOR
+    UPDATE SKIP LOCKED`` in a materialized CTE and an ``UPDATE ... RETURNING`` of its rows:
+    each row is written once instead of locked and then rewritten. The UPDATE names the
+    claimed ids as an array and, with ``range_field`` (a partitioned table's partition key),
+    their range of that field, so PostgreSQL prunes to the partitions holding them and finds
+    the rows by each one's primary key; joining on ``id IN (subquery)`` alone, it chose a
+    hash join over a scan of every partition — the whole history — for each batch.
+    ``pending`` and ``pending_sql`` are the same condition, for the ORM and as SQL over the
+    table's columns.
+    """
+    if not is_postgresql():
+        named = [name for _, name in extra if name]
+        rows = list(
+            model._default_manager.select_for_update(skip_locked=True)
+            .filter(pending)
+            .order_by("id")
+            .values_list(*fields, *named)[:batch_size]
+        )
+        if rows:
+            model._default_manager.filter(id__in_ids=IdArray(row[0] for row in rows)).update(**mark)
+        width = len(fields)
+        result = []
+        for row in rows:
+            values = iter(row[width:])
+            result.append((*row[:width], *(next(values) if n else None for _, n in extra)))
+        return result
+    opts = model._meta
+    quote = connection.ops.quote_name
+    table = quote(opts.db_table)
+    assignments = ", ".join(f"{quote(_column_of(model, f))} = %s" for f in mark)
+    returning = ", ".join(quote(_column_of(model, f)) for f in fields)
+    for expression, _ in extra:
+        returning += f", {expression}"
+    claimed_columns, in_range = "id", ""
+    if range_field is not None:
+        bound = quote(_column_of(model, range_field))
+        claimed_columns = f"id, {bound}"
+        in_range = (
+            f" AND {bound} BETWEEN (SELECT min({bound}) FROM claimed) "  # noqa: S608 - quoted column names
+            f"AND (SELECT max({bound}) FROM claimed)"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # Identifiers from model metadata; every value is a parameter.
+            f"WITH claimed AS MATERIALIZED (SELECT {claimed_columns} FROM {table} "  # noqa: S608
+            f"WHERE {pending_sql} ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) "
+            f"UPDATE {table} SET {assignments} "
+            f"WHERE id = ANY (ARRAY(SELECT id FROM claimed)){in_range} "
+            f"RETURNING {returning}",
+            [batch_size, *mark.values(), *extra_params],
+        )
+        rows = cursor.fetchall()
+    rows.sort(key=lambda row: row[0])
+    # Raw rows carry jsonb as text (Django decodes it in the field): decode what stands
+    # for a JSON field here, so both paths return the same values.
+    width = len(fields)
+    decode = [
+        width + i
+        for i, (_, name) in enumerate(extra)
+        if name and isinstance(opts.get_field(name), models.JSONField)
+    ]
+    if decode:
+        rows = [list(row) for row in rows]
+        for row in rows:
+            for i in decode:
+                if row[i] is not None:
+                    row[i] = json.loads(row[i])
+    return rows
