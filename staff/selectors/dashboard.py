@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from awards.models import Award
+from scoring.drift import ClientsSummary, clients_summary
 from scoring.models import MetricsSnapshot, PipelineRun, TelemetryEvent, TierChange
 
 # A worker that wrote its heartbeat within this many seconds counts as answering.
@@ -131,3 +133,19 @@ def awards_recent(*, limit: int = 10) -> list[Award]:
 def tier_changes_recent(*, limit: int = 10) -> list[TierChange]:
     """The latest tier changes of any member, newest first."""
     return list(TierChange.objects.select_related("member").order_by("-changed_at", "-id")[:limit])
+
+
+# The clients panel aggregates every event received in the last week (tens of thousands of
+# rows at the live rate): computed at most once per CLIENTS_CACHE_S, it refreshes itself on
+# an interval anyway.
+CLIENTS_CACHE_S = 30
+CLIENTS_CACHE_KEY = "staff:clients-summary:v1"
+
+
+def clients_summary_cached() -> ClientsSummary:
+    """``scoring.drift.clients_summary()``, cached for ``CLIENTS_CACHE_S`` seconds."""
+    summary = cache.get(CLIENTS_CACHE_KEY)
+    if not isinstance(summary, ClientsSummary):
+        summary = clients_summary()
+        cache.set(CLIENTS_CACHE_KEY, summary, CLIENTS_CACHE_S)
+    return summary

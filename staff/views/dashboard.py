@@ -3,9 +3,13 @@
 from django.http import HttpResponse
 from django.views.decorators.http import require_GET
 
-from scoring.drift import clients_summary
 from staff.htmx import HtmxHttpRequest, htmx_target, render_page_or_fragment
-from staff.selectors.dashboard import awards_recent, pipeline_health, tier_changes_recent
+from staff.selectors.dashboard import (
+    awards_recent,
+    clients_summary_cached,
+    pipeline_health,
+    tier_changes_recent,
+)
 from swampclub.http import staff_permission_required
 
 TEMPLATE = "staff/dashboard.html"
@@ -30,5 +34,5 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
         context["recent_awards"] = awards_recent(limit=10)
         context["tier_changes"] = tier_changes_recent(limit=10)
     if panel in (None, "clients"):
-        context["clients"] = clients_summary()
+        context["clients"] = clients_summary_cached()
     return render_page_or_fragment(request, TEMPLATE, context, fragments=PANELS)
