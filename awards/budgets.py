@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from awards.models import Award, AwardRequest, GranterBudget
-from scoring.models import TelemetryEvent
+from scoring.models import PendingEvent, TelemetryEvent
 from swampclub.dialect import json_number_sql
 
 if TYPE_CHECKING:
@@ -98,6 +98,7 @@ def budget_used(*, granter_id: int, now: datetime | None = None) -> int:
     now = now or timezone.now()
     since = budget_window_start(now)
     award_meta, request_meta, event_meta = Award._meta, AwardRequest._meta, TelemetryEvent._meta
+    queue = connection.ops.quote_name(PendingEvent._meta.db_table)
     qn = connection.ops.quote_name
     points_of_event = json_number_sql("properties", "points")
     adapt = connection.ops.adapt_datetimefield_value
@@ -109,7 +110,8 @@ def budget_used(*, granter_id: int, now: datetime | None = None) -> int:
         f"+ (SELECT COALESCE(SUM(points), 0) FROM {qn(request_meta.db_table)} "
         "  WHERE requested_by_id = %s AND state = %s AND expires_at > %s AND created_at >= %s) "
         f"+ (SELECT COALESCE(SUM({points_of_event}), 0) FROM {qn(event_meta.db_table)} "
-        "  WHERE member_id = %s AND event = %s AND status = %s AND received_at >= %s "
+        "  WHERE member_id = %s AND event = %s AND received_at >= %s "
+        f"  AND id IN (SELECT event_id FROM {queue})"
         f"  AND {points_of_event} <= %s)"
     )
     params = [
@@ -121,7 +123,6 @@ def budget_used(*, granter_id: int, now: datetime | None = None) -> int:
         adapt(since),
         granter_id,
         AWARD_EVENT,
-        TelemetryEvent.Status.PENDING,
         adapt(since),
         settings.AWARD_APPROVAL_THRESHOLD,
     ]

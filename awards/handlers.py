@@ -115,11 +115,11 @@ def award_event_insert_id(event: Mapping[str, Any], api_key: ApiKey) -> str | No
 
 def pending_awards(usernames: set[str]) -> list[AwardEvent]:
     """Award events for ``usernames`` still waiting in the queue, as parsed awards."""
-    pending = TelemetryEvent.objects.filter(
-        status=TelemetryEvent.Status.PENDING,
-        event=EVENT_NAME,
-        properties__username__in=sorted(usernames),
-    ).values_list("properties", "timestamp")
+    pending = (
+        TelemetryEvent.objects.pending()
+        .filter(event=EVENT_NAME, properties__username__in=sorted(usernames))
+        .values_list("properties", "timestamp")
+    )
     awards = []
     for properties, timestamp in pending:
         award, _ = award_event_parse(properties, timestamp=timestamp)

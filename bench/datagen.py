@@ -74,7 +74,7 @@ AWARD_SOURCE_WEIGHTS = (60, 30, 10)
 
 EVENT_COLUMNS = (
     "insert_id", "event", "distinct_id", "member_id", "timestamp", "received_at",
-    "properties", "status", "error",
+    "properties", "error",
 )  # fmt: skip
 AWARD_COLUMNS = (
     "recipient_id", "points", "reason", "staff_note", "category", "public",
@@ -205,7 +205,8 @@ def activity_plan(
 def event_copy_lines(
     rng: random.Random, plans: Sequence[MemberPlan], now: datetime
 ) -> Iterator[str]:
-    """COPY text lines (``EVENT_COLUMNS``) of every planned event, status pending."""
+    """COPY text lines (``EVENT_COLUMNS``) of every planned event (queued by the events
+    table's trigger when loaded: pending)."""
     today = datetime(now.year, now.month, now.day, tzinfo=UTC)
     seconds_today = max(1, int((now - today).total_seconds()) - 60)
     dumps = json.JSONEncoder(separators=(",", ":")).encode
@@ -225,7 +226,7 @@ def event_copy_lines(
             yield (
                 f"{event_id}\tcli_invocation\t{rng.choice(plan.device_ids)}\t{plan.member_id}\t"
                 f"{completed.isoformat()}\t{received.isoformat()}\t"
-                f"{copy_escape(dumps(props))}\tpending\t\n"
+                f"{copy_escape(dumps(props))}\t\n"
             )
 
 
@@ -309,7 +310,7 @@ def today_utc(now: datetime) -> date:
     return now.astimezone(UTC).date()
 
 
-STORED_COLUMNS = (*EVENT_COLUMNS, "processed_at")
+STORED_COLUMNS = EVENT_COLUMNS
 
 
 def stored_event_copy_lines(
@@ -320,7 +321,8 @@ def stored_event_copy_lines(
     start: datetime,
     end: datetime,
 ) -> Iterator[str]:
-    """COPY lines (``STORED_COLUMNS``) of ``count`` processed past events in [start, end).
+    """COPY lines (``STORED_COLUMNS``) of ``count`` processed past events in [start, end)
+    (loaded with the enqueue trigger disabled: never queued, no ``error``: processed).
 
     The history a live system accumulates: spread evenly over the range (so over its
     monthly partitions), already consumed. Built from a few hundred rendered property
@@ -361,5 +363,5 @@ def stored_event_copy_lines(
             f"{event_id}\tcli_invocation\tdevice-history\t{choice(member_ids)}\t{stamp}\t"
             f"{stamp}\t"
             + text.replace("@ID@", event_id).replace("@S@", started).replace("@C@", f"{completed}Z")
-            + f"\tprocessed\t\t{stamp}\n"
+            + "\t\n"
         )

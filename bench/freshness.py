@@ -2,9 +2,10 @@
 been drained without vacuum, and how long a burst's final state waits to be scored.
 
 ``measure_empty_consume`` runs in the harness process (as a worker would) after the consume
-stage: autovacuum is switched off on the bench database's events table, the whole backlog is
-consumed again, and ``events_consume()`` is timed with nothing pending — every claim of the
-backlog left a dead row version behind. ``measure_score_lag`` needs the bench's gunicorn and
+stage: autovacuum is switched off on the bench database's events table and the consumer's
+queue table, the whole backlog is consumed again, and ``events_consume()`` is timed with
+nothing pending — every claim of the backlog left a dead queue row (and its dead index entry)
+behind. ``measure_score_lag`` needs the bench's gunicorn and
 a real Celery worker (started here, no beat): bursts of ingest requests, then silence, and the
 time from the last 202 until nothing is pending any more (events consumed, snapshots scored),
 which only the wake-ups' trailing edge can bring about within seconds.
@@ -26,7 +27,7 @@ from bench import datagen
 from bench.config import BASE_DIR, server_environment
 from bench.measure import Bench, median, table
 from bench.web import Session, percentile
-from scoring.models import MetricsSnapshot, TelemetryEvent
+from scoring.models import MetricsSnapshot, PendingEvent, TelemetryEvent
 
 EMPTY_RUNS = 7
 # Bursts per lag measurement, each this long, then silence until scored (or the timeout).
@@ -49,7 +50,8 @@ def _empty_runs_ms(events_consume) -> list[float]:
 
 def measure_empty_consume(bench: Bench) -> None:
     """``events_consume()`` with nothing pending right after draining the whole backlog with
-    autovacuum off on the events table (bench database only), then after a VACUUM.
+    autovacuum off on the events and queue tables (bench database only), then after a
+    VACUUM.
 
     ``consume_empty_run_ms`` is the first empty run (the next beat tick's cost; later runs
     find the dead index entries already marked by it), ``consume_empty_run_median_ms`` the
@@ -57,9 +59,10 @@ def measure_empty_consume(bench: Bench) -> None:
     """
     from scoring.consumer import events_consume
 
-    events = table(TelemetryEvent)
+    events, queue = table(TelemetryEvent), table(PendingEvent)
     # Storage parameters live on the tables holding rows: the partitions on PostgreSQL's
-    # partitioned events table (the parent takes none), else the table itself.
+    # partitioned events table (the parent takes none), else the table itself; and the
+    # queue, where the claims' dead rows now are.
     name = TelemetryEvent._meta.db_table
     leaves = [
         row[0]
@@ -69,6 +72,7 @@ def measure_empty_consume(bench: Bench) -> None:
             (name, name),
         )
     ]
+    leaves.append(PendingEvent._meta.db_table)
     for leaf in leaves:
         bench.run_sql(
             sql.SQL("ALTER TABLE {} SET (autovacuum_enabled = off)").format(sql.Identifier(leaf))
@@ -89,7 +93,7 @@ def measure_empty_consume(bench: Bench) -> None:
             bench.run_sql(
                 sql.SQL("ALTER TABLE {} RESET (autovacuum_enabled)").format(sql.Identifier(leaf))
             )
-    bench.run_sql(sql.SQL("VACUUM ANALYZE {}").format(events))
+    bench.run_sql(sql.SQL("VACUUM ANALYZE {}, {}").format(events, queue))
     vacuumed = _empty_runs_ms(events_consume)
     figures = bench.results.figures
     figures["consume_empty_run_ms"] = times[0]
@@ -100,9 +104,7 @@ def measure_empty_consume(bench: Bench) -> None:
 
 def _pending(bench: Bench) -> int:
     """Events still pending plus snapshots not yet scored."""
-    return bench.count(TelemetryEvent, "status = 'pending'") + bench.count(
-        MetricsSnapshot, "processed_at IS NULL"
-    )
+    return bench.count(PendingEvent) + bench.count(MetricsSnapshot, "processed_at IS NULL")
 
 
 def _burst(bench: Bench, session: Session, rng: random.Random, seconds: float) -> float:

@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from scoring.apikeys import api_key_revoke
-from scoring.models import ApiKey, ScoringRules, TelemetryEvent
+from scoring.models import ApiKey, EventStatus, ScoringRules, TelemetryEvent
 
 
 @admin.register(ApiKey)
@@ -47,16 +47,39 @@ class ApiKeyAdmin(admin.ModelAdmin):
         self.message_user(request, f"Revoked {count} key(s).", messages.SUCCESS)
 
 
+class EventStatusFilter(admin.SimpleListFilter):
+    """Pending (queued), processed or rejected: the status is derived, not a column."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(status.value, status.label) for status in EventStatus]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() in EventStatus.values:
+            return getattr(queryset, str(self.value()))()
+        return queryset
+
+
 @admin.register(TelemetryEvent)
 class TelemetryEventAdmin(admin.ModelAdmin):
     list_display = ["insert_id", "event", "member", "status", "timestamp", "received_at"]
     # Only choice filters: a filter over ``event`` would scan the whole table for values.
-    list_filter = ["status"]
+    list_filter = [EventStatusFilter]
     list_select_related = ["member"]
     search_fields = ["insert_id", "distinct_id", "member__username"]
     # The table grows without bound: skip the unfiltered COUNT(*) on every page.
     show_full_result_count = False
     readonly_fields = [field.name for field in TelemetryEvent._meta.fields]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[TelemetryEvent]:
+        return super().get_queryset(request).with_status()  # type: ignore[attr-defined]
+
+    @admin.display(description="status")
+    def status(self, obj: TelemetryEvent) -> str:
+        """The annotated status (queue membership and ``error``)."""
+        return str(getattr(obj, "status", ""))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -1,10 +1,11 @@
 """The StatsConsumer (SPEC §5): drains pending telemetry events into metrics and snapshots.
 
-One durable transaction per batch: claim pending events (``FOR UPDATE SKIP LOCKED``), hand
-each event type's events to its registered handler, mark every claimed event processed or
-rejected, enqueue one ``MetricsSnapshot`` per touched member. A crash anywhere rolls the
-whole batch back to pending; a committed batch is never claimed again (only pending rows
-are claimed), so redelivered tasks and re-runs fold nothing twice.
+One durable transaction per batch: take pending events off the queue (``PendingEvent``,
+``FOR UPDATE SKIP LOCKED``), hand each event type's events to its registered handler,
+record the rejected ones' reasons, enqueue one ``MetricsSnapshot`` per touched member. A
+crash anywhere rolls the whole batch back (the events are queued again); a committed batch
+is never claimed again (its queue rows are gone), so redelivered tasks and re-runs fold
+nothing twice.
 """
 
 import logging
@@ -14,20 +15,19 @@ from collections.abc import Sequence
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import Case, Q, Value, When
+from django.db.models import Case, Value, When
 from django.utils import timezone
 
 from scoring.metrics import CLI_INVOCATION, ClaimedInvocation
-from scoring.models import MemberMetrics, MetricsSnapshot, TelemetryEvent
+from scoring.models import MemberMetrics, MetricsSnapshot, PendingEvent, TelemetryEvent
 from scoring.pipeline import RunKind, pipeline_run_record
 from scoring.registry import EventType, HandleResult, event_type_get
 from scoring.wakeups import score_batch_wake
-from swampclub.dialect import ids_in, queue_claim
+from swampclub.dialect import ids_in, queue_take
 
 logger = logging.getLogger("swampclub.consumer")
 
-# What handlers may read from a claimed event (``id`` first); ``status``, ``error`` and
-# ``processed_at`` are the consumer's.
+# What handlers may read from a claimed event (``id`` first); ``error`` is the consumer's.
 _EVENT_FIELDS = (
     "id",
     "insert_id",
@@ -130,23 +130,19 @@ _CLAIM_EXTRA = (
 
 
 def _events_claim(*, batch_size: int) -> list[TelemetryEvent | ClaimedInvocation]:
-    """Claim up to ``batch_size`` pending events, oldest first, and mark them processed.
+    """Take up to ``batch_size`` pending events off the queue, oldest first.
 
-    ``swampclub.dialect.queue_claim``: SKIP LOCKED, so two consumers never take the same event and
-    never block each other; the partial index on pending rows (scoring_event_pending_idx)
-    keeps this an index scan. The claimed rows stay locked until the batch transaction
-    ends, and "processed" only becomes visible if the whole batch commits (a rollback puts
-    them back to pending). The claimed rows' time range goes with their ids, so on the
-    partitioned table PostgreSQL reads only the partitions holding them. On PostgreSQL
-    ``cli_invocation`` events come back as light ``ClaimedInvocation`` records carrying only
-    what their fold reads.
+    ``swampclub.dialect.queue_take``: their ``PendingEvent`` rows are deleted under SKIP
+    LOCKED, so two consumers never take the same event and never block each other, and the
+    events are read by (id, timestamp) from their partitions only. Nothing is written to
+    the event rows: an event out of the queue with no ``error`` is processed. The deletions
+    only become visible if the whole batch commits (a rollback leaves the events queued).
+    On PostgreSQL ``cli_invocation`` events come back as light ``ClaimedInvocation``
+    records carrying only what their fold reads.
     """
-    now = timezone.now()
-    rows = queue_claim(
-        TelemetryEvent,
-        pending=Q(status=TelemetryEvent.Status.PENDING),
-        pending_sql=f"status = '{TelemetryEvent.Status.PENDING}'",
-        mark={"status": TelemetryEvent.Status.PROCESSED, "error": "", "processed_at": now},
+    rows = queue_take(
+        PendingEvent,
+        target=TelemetryEvent,
         fields=_EVENT_FIELDS[:-1],
         batch_size=batch_size,
         extra=_CLAIM_EXTRA,
@@ -166,27 +162,23 @@ def _events_claim(*, batch_size: int) -> list[TelemetryEvent | ClaimedInvocation
             continue
         values = dict(zip(_EVENT_FIELDS[:-1], row[:width], strict=True))
         values["properties"] = properties
-        events.append(
-            TelemetryEvent(
-                **values, status=TelemetryEvent.Status.PROCESSED, error="", processed_at=now
-            )
-        )
+        events.append(TelemetryEvent(**values, error=""))
     return events
 
 
 def _events_reject(rejected: dict[int, str]) -> None:
-    """Mark the rejected events rejected with their reason (one UPDATE)."""
+    """Record each rejected event's reason in its ``error`` (one UPDATE of just those rows:
+    a non-empty ``error`` is what marks an event rejected)."""
     if not rejected:
         return
     by_reason: dict[str, list[int]] = defaultdict(list)
     for pk, reason in rejected.items():
-        by_reason[reason].append(pk)
+        by_reason[reason or "rejected"].append(pk)
     TelemetryEvent.objects.filter(id__in=list(rejected)).update(
-        status=TelemetryEvent.Status.REJECTED,
         # One branch per distinct reason, not per event: rejections share few reasons.
         error=Case(
             *[When(id__in=pks, then=Value(reason)) for reason, pks in by_reason.items()],
-            default=Value(""),
+            default=Value("rejected"),
         ),
     )
 
@@ -245,10 +237,10 @@ def events_consume(*, batch_size: int | None = None) -> int:
     (or everything else is claimed by another consumer). Records a ``consume`` PipelineRun
     when it handled anything.
 
-    Guarantees: all-or-nothing per batch; an event is folded at most once (only pending rows
-    are claimed, under SKIP LOCKED); an unknown event type or a poison event is rejected
-    with its reason and never blocks the queue; after each committed batch that touched a
-    member, the score batch is woken.
+    Guarantees: all-or-nothing per batch; an event is folded at most once (only queued
+    events are claimed, under SKIP LOCKED, and a committed claim removes them); an unknown
+    event type or a poison event is rejected with its reason and never blocks the queue;
+    after each committed batch that touched a member, the score batch is woken.
     """
     size = batch_size or settings.CONSUMER_BATCH_SIZE
     started_at = timezone.now()

@@ -50,11 +50,8 @@ def _member_activity(member_ids: Iterable[int]) -> dict[int, list[tuple[date, st
     """(UTC day, command group) of each processed invocation, per member, oldest first."""
     activity: dict[int, list[tuple[date, str]]] = {}
     events = (
-        TelemetryEvent.objects.filter(
-            member_id__in=list(member_ids),
-            event=CLI_INVOCATION,
-            status=TelemetryEvent.Status.PROCESSED,
-        )
+        TelemetryEvent.objects.filter(member_id__in=list(member_ids), event=CLI_INVOCATION)
+        .processed()
         .order_by()
         .values_list("member_id", "timestamp", "properties")
     )

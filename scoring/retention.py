@@ -34,7 +34,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import OperationalError, connection, transaction
 from django.db.backends.utils import CursorWrapper
 
-from scoring.models import TelemetryEvent
+from scoring.models import PendingEvent
 from scoring.partitions import (
     DEFAULT,
     NAME_PATTERN,
@@ -134,11 +134,12 @@ def _detach(partition: Partition) -> bool:
 
 
 def _pending_check(cursor: CursorWrapper, partition: Partition) -> bool:
-    """False (and the detach rolled back) when the detached ``partition`` holds pending rows."""
+    """False (and the detach rolled back) when the detached ``partition`` holds pending
+    events: queued ones of its month (the queue is narrow and holds only pending events)."""
     cursor.execute(
-        f"SELECT 1 FROM {connection.ops.quote_name(partition.name)} "  # noqa: S608
-        "WHERE status = %s LIMIT 1",
-        [TelemetryEvent.Status.PENDING],
+        f"SELECT 1 FROM {connection.ops.quote_name(PendingEvent._meta.db_table)} "  # noqa: S608
+        'WHERE "timestamp" >= %s AND "timestamp" < %s LIMIT 1',
+        [partition.start, partition.end],
     )
     if cursor.fetchone() is None:
         return True
@@ -168,10 +169,11 @@ def _default_retire(horizon: datetime, directory: Path) -> Retired | None:
     with transaction.atomic():
         maintenance_lock()
         rows = copy_to_gzip(
-            f"COPY (DELETE FROM {qn(DEFAULT)} WHERE timestamp < %s AND status <> %s "  # noqa: S608
-            "RETURNING *) TO STDOUT (FORMAT csv, HEADER true)",
+            f"COPY (DELETE FROM {qn(DEFAULT)} e WHERE timestamp < %s AND NOT EXISTS "  # noqa: S608
+            f"(SELECT 1 FROM {qn(PendingEvent._meta.db_table)} q WHERE q.event_id = e.id) "
+            "RETURNING e.*) TO STDOUT (FORMAT csv, HEADER true)",
             path,
-            [horizon, TelemetryEvent.Status.PENDING],
+            [horizon],
         )
     if not rows:
         path.unlink()

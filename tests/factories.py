@@ -42,10 +42,12 @@ class UserFactory(DjangoModelFactory):
 
 
 class TelemetryEventFactory(DjangoModelFactory):
-    """A pending ``cli_invocation`` event as the swamp CLI sends it."""
+    """A pending ``cli_invocation`` event as the swamp CLI sends it; ``status="processed"``
+    (or ``"rejected"``, with ``error``) stores one the consumer is done with."""
 
     class Meta:
         model = "scoring.TelemetryEvent"
+        skip_postgeneration_save = True
 
     insert_id = factory.Sequence(lambda n: f"evt-{n:08d}")
     event = "cli_invocation"
@@ -74,6 +76,14 @@ class TelemetryEventFactory(DjangoModelFactory):
             "platform": "linux",
         }
     )
+
+    @factory.post_generation
+    def status(self, create, extracted, **kwargs):
+        """Not pending: off the consumer's queue, where the events table's trigger put it."""
+        if create and extracted and extracted != "pending":
+            from scoring.models import PendingEvent
+
+            PendingEvent.objects.filter(event_id=self.pk).delete()
 
 
 class UserScoreFactory(DjangoModelFactory):

@@ -3,7 +3,7 @@
 One module per concern; every model is importable from ``scoring.models``.
 """
 
-from scoring.models.events import TelemetryEvent
+from scoring.models.events import EventStatus, PendingEvent, TelemetryEvent
 from scoring.models.keys import ApiKey
 from scoring.models.metrics import MemberMetrics, MetricsSnapshot
 from scoring.models.outbox import OutboxEvent
@@ -12,9 +12,11 @@ from scoring.models.scores import ScoreHistory, TierBadgeClaim, TierChange, User
 
 __all__ = [
     "ApiKey",
+    "EventStatus",
     "MemberMetrics",
     "MetricsSnapshot",
     "OutboxEvent",
+    "PendingEvent",
     "PipelineRun",
     "RescoreJob",
     "ScoreHistory",

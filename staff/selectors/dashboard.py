@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from awards.models import Award
 from scoring.drift import ClientsSummary, clients_summary
-from scoring.models import MetricsSnapshot, PipelineRun, TelemetryEvent, TierChange
+from scoring.models import MetricsSnapshot, PendingEvent, PipelineRun, TelemetryEvent, TierChange
 
 # A worker that wrote its heartbeat within this many seconds counts as answering.
 WORKER_ALIVE_S = 90
@@ -73,13 +73,21 @@ def pipeline_health(*, now: datetime | None = None) -> PipelineHealth:
     now = now or timezone.now()
     # Counts stop at COUNT_CAP: a backlog is exactly when this page is needed, and counting
     # every pending row would make it slower the longer the backlog grows. Each count reads
-    # its own partial index (pending / rejected rows only), never the processed bulk.
-    pending = TelemetryEvent.objects.filter(status="pending")
-    pending_count = _capped_count(pending)
-    rejected = _capped_count(TelemetryEvent.objects.filter(status="rejected"))
+    # its own narrow table or partial index (queued / rejected rows only), never the
+    # processed bulk.
+    pending_count = _capped_count(PendingEvent.objects.all())
+    rejected = _capped_count(TelemetryEvent.objects.rejected())
     pending_snapshots = _capped_count(MetricsSnapshot.objects.filter(processed_at__isnull=True))
-    # The oldest pending event is the first one in the pending index's id order.
-    oldest = pending.order_by("id").values_list("received_at", flat=True).first()
+    # The oldest pending event is the queue's first (lowest id); read by (id, timestamp),
+    # from its partition only.
+    first = PendingEvent.objects.order_by("event_id").values_list("event_id", "timestamp").first()
+    oldest = None
+    if first is not None:
+        oldest = (
+            TelemetryEvent.objects.filter(id=first[0], timestamp=first[1])
+            .values_list("received_at", flat=True)
+            .first()
+        )
     runs = {run.kind: run for run in PipelineRun.objects.filter(kind__in=STAGES)}
     stages = []
     for kind, (label, interval) in STAGES.items():
@@ -95,7 +103,7 @@ def pipeline_health(*, now: datetime | None = None) -> PipelineHealth:
         stages.append(StageStatus(kind, label, run, state, seen))
     worker_seen = _last_seen(runs.get("worker"))
     rejections = list(
-        TelemetryEvent.objects.filter(status="rejected")
+        TelemetryEvent.objects.rejected()
         .select_related("member")
         .only("id", "event", "insert_id", "error", "received_at", "member__username")
         .order_by("-id")[:5]

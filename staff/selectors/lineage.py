@@ -52,11 +52,8 @@ def event_lineage_for_member(
     group's events newest first and keeps the first ``per_group``.
     """
     rows = (
-        TelemetryEvent.objects.filter(
-            member=member,
-            event="cli_invocation",
-            status=TelemetryEvent.Status.PROCESSED,
-        )
+        TelemetryEvent.objects.filter(member=member, event="cli_invocation")
+        .processed()
         .annotate(
             group=Lower(KT("properties__invocation__command")),
             cli=F("cli_version"),
@@ -86,7 +83,8 @@ def rejected_events_for_member(*, member: User, limit: int = REJECTED_LIMIT) -> 
     """The member's latest rejected events (any type) with the reason each was rejected.
     One query."""
     rows = (
-        TelemetryEvent.objects.filter(member=member, status=TelemetryEvent.Status.REJECTED)
+        TelemetryEvent.objects.filter(member=member)
+        .rejected()
         .annotate(cli=F("cli_version"))
         .order_by("-received_at", "-id")
         .values_list("id", "insert_id", "timestamp", "received_at", "cli", "error", "event")[:limit]

@@ -1,5 +1,6 @@
-"""The pipeline's queue claim: take pending rows with SKIP LOCKED and mark them, in one
-statement on PostgreSQL."""
+"""The pipeline's queue claims, SKIP LOCKED, each one statement on PostgreSQL: ``queue_take``
+deletes rows of a narrow queue table and reads the rows they name (the events queue);
+``queue_claim`` marks pending rows of a table in place (the snapshot queue)."""
 
 import json
 from collections.abc import Sequence
@@ -84,9 +85,18 @@ def queue_claim(
         )
         rows = cursor.fetchall()
     rows.sort(key=lambda row: row[0])
-    # Raw rows carry jsonb as text (Django decodes it in the field): decode what stands
-    # for a JSON field here, so both paths return the same values.
-    width = len(fields)
+    return _json_decoded(model, rows, len(fields), extra)
+
+
+def _json_decoded(
+    model: type[models.Model],
+    rows: list[Any],
+    width: int,
+    extra: Sequence[tuple[str, str | None]],
+) -> list[Any]:
+    """Raw rows carry jsonb as text (Django decodes it in the field): decode the ``extra``
+    values that stand for a JSON field, so both database paths return the same values."""
+    opts = model._meta
     decode = [
         width + i
         for i, (_, name) in enumerate(extra)
@@ -99,3 +109,75 @@ def queue_claim(
                 if row[i] is not None:
                     row[i] = json.loads(row[i])
     return rows
+
+
+def queue_take(
+    queue: type[models.Model],
+    *,
+    target: type[models.Model],
+    fields: Sequence[str],
+    batch_size: int,
+    extra: Sequence[tuple[str, str | None]] = (),
+    extra_params: Sequence[Any] = (),
+    range_field: str | None = None,
+) -> list[tuple]:
+    """Take up to ``batch_size`` rows of the narrow ``queue`` table (lowest key first; its
+    primary key is a one-to-one to ``target``) by deleting them, and return the ``fields``
+    (``id`` first) and ``extra`` values of the ``target`` rows they named, as
+    ``queue_claim`` does, ordered by id.
+
+    SKIP LOCKED: queue rows another worker has taken are skipped, not waited on; the taken
+    rows are deleted in the caller's transaction, so a rollback leaves them queued and a
+    commit removes them for good. Nothing is written to the target rows. On PostgreSQL it is
+    one statement: the locked ``SELECT ... FOR UPDATE SKIP LOCKED`` feeds a ``DELETE ...
+    RETURNING`` in a CTE, and the target rows are read by their ids and, with ``range_field``
+    (the partition key, a column of the queue too), the taken range of it, so PostgreSQL
+    reads only the partitions holding them, each row by its primary key.
+    """
+    key = queue._meta.pk
+    if key is None or key.column is None:
+        raise TypeError(f"{queue.__name__} has no primary key column")
+    if not is_postgresql():
+        ids = list(
+            queue._default_manager.select_for_update(skip_locked=True)
+            .order_by(key.attname)
+            .values_list(key.attname, flat=True)[:batch_size]
+        )
+        if not ids:
+            return []
+        queue._default_manager.filter(**{f"{key.attname}__in": ids}).delete()
+        named = [name for _, name in extra if name]
+        rows = target._default_manager.filter(id__in_ids=IdArray(ids)).order_by("id")
+        width = len(fields)
+        result = []
+        for row in rows.values_list(*fields, *named):
+            values = iter(row[width:])
+            result.append((*row[:width], *(next(values) if n else None for _, n in extra)))
+        return result
+    quote = connection.ops.quote_name
+    queue_table, target_table = quote(queue._meta.db_table), quote(target._meta.db_table)
+    key_column = quote(key.column)
+    returning = ", ".join(quote(_column_of(target, f)) for f in fields)
+    for expression, _ in extra:
+        returning += f", {expression}"
+    taken_columns, in_range = key_column, ""
+    if range_field is not None:
+        bound, taken_bound = (quote(_column_of(m, range_field)) for m in (target, queue))
+        taken_columns = f"{key_column}, {taken_bound}"
+        in_range = (
+            f" AND {bound} BETWEEN (SELECT min({taken_bound}) FROM taken) "  # noqa: S608 - quoted column names
+            f"AND (SELECT max({taken_bound}) FROM taken)"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # Identifiers from model metadata; every value is a parameter.
+            f"WITH taken AS (DELETE FROM {queue_table} WHERE {key_column} = ANY (ARRAY("  # noqa: S608
+            f"SELECT {key_column} FROM {queue_table} ORDER BY {key_column} LIMIT %s "
+            f"FOR UPDATE SKIP LOCKED)) RETURNING {taken_columns}) "
+            f"SELECT {returning} FROM {target_table} "
+            f"WHERE id = ANY (ARRAY(SELECT {key_column} FROM taken)){in_range}",
+            [batch_size, *extra_params],
+        )
+        rows = cursor.fetchall()
+    rows.sort(key=lambda row: row[0])
+    return _json_decoded(target, rows, len(fields), extra)

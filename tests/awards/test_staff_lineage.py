@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from scoring.models import PendingEvent
 from staff.selectors.lineage import event_lineage_for_member, rejected_events_for_member
 from tests.factories import MemberMetricsFactory, TelemetryEventFactory, UserFactory
 
@@ -24,6 +25,8 @@ def _events(member, group: str, n: int, *, status="processed", start=0, **extra)
         event.properties["invocation"]["command"] = group
         event.cli_version = f"1.{index % 3}.0"  # from the User-Agent
         event.save()
+        if status != "pending":  # off the consumer's queue, where the trigger put it
+            PendingEvent.objects.filter(event_id=event.pk).delete()
 
 
 @pytest.fixture

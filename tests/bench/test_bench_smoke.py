@@ -96,7 +96,7 @@ def test_generator_loads_members_events_and_awards_with_copy(tmp_path):
 
     members = get_user_model().objects.filter(password="!bench")
     assert members.count() == size.members
-    events = TelemetryEvent.objects.filter(status="pending")
+    events = TelemetryEvent.objects.pending()
     assert events.count() == size.events
     assert events.values("member").distinct().count() == size.members
     sample = events.order_by("id").first()

@@ -45,9 +45,11 @@ def replay_metrics() -> dict[int, dict[str, Any]]:
     fold: dict[int, dict[str, Any]] = defaultdict(
         lambda: {"event_counts": Counter(), "active_dates": set(), "total_events": 0}
     )
-    events = TelemetryEvent.objects.filter(
-        event="cli_invocation", status=TelemetryEvent.Status.PROCESSED
-    ).values_list("member_id", "properties", "timestamp")
+    events = (
+        TelemetryEvent.objects.filter(event="cli_invocation")
+        .processed()
+        .values_list("member_id", "properties", "timestamp")
+    )
     for member_id, properties, timestamp in events.iterator(chunk_size=5000):
         invocation = properties.get("invocation") or {}
         group = str(invocation.get("command", "")).lower()
@@ -82,7 +84,7 @@ def replay_mismatches() -> list[str]:
     clean run computes.
     """
     problems: list[str] = []
-    pending_events = TelemetryEvent.objects.filter(status=TelemetryEvent.Status.PENDING).count()
+    pending_events = TelemetryEvent.objects.pending().count()
     if pending_events:
         problems.append(f"{pending_events} events still pending")
     pending_snapshots = MetricsSnapshot.objects.filter(processed_at__isnull=True).count()

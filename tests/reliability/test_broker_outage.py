@@ -20,7 +20,7 @@ WEB_PORT = 8173
 
 
 def _pending() -> int:
-    return TelemetryEvent.objects.filter(status=TelemetryEvent.Status.PENDING).count()
+    return TelemetryEvent.objects.pending().count()
 
 
 def _caught_up() -> bool:
@@ -53,7 +53,7 @@ def test_ingest_keeps_accepting_while_redis_is_down_and_work_resumes_after(proce
 
     broker.start()
     wait_until(_caught_up, timeout=120, message="the backlog processed after Redis returned")
-    assert TelemetryEvent.objects.filter(status=TelemetryEvent.Status.PROCESSED).count() == 130
+    assert TelemetryEvent.objects.processed().count() == 130
     assert UserScore.objects.count() == 3
     assert worker.log().count("Connected to redis") >= 2, "the worker reconnected"
     assert_ledger_consistent()

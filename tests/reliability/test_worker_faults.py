@@ -18,6 +18,7 @@ from scoring.consumer import events_consume
 from scoring.models import (
     MemberMetrics,
     MetricsSnapshot,
+    PendingEvent,
     PipelineRun,
     ScoreHistory,
     TelemetryEvent,
@@ -31,16 +32,14 @@ from tests.reliability.replay import assert_ledger_consistent
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-PENDING = TelemetryEvent.Status.PENDING
-
 
 def _claimable_events() -> int:
-    # What another consumer could claim right now: pending rows nobody holds locked.
+    # What another consumer could claim right now: queued events nobody holds locked.
     with transaction.atomic():
         return len(
-            TelemetryEvent.objects.select_for_update(skip_locked=True)
-            .filter(status=PENDING)
-            .values_list("id", flat=True)
+            PendingEvent.objects.select_for_update(skip_locked=True).values_list(
+                "event_id", flat=True
+            )
         )
 
 
@@ -54,7 +53,7 @@ def _claimable_snapshots() -> int:
 
 
 def _pending_events() -> int:
-    return TelemetryEvent.objects.filter(status=PENDING).count()
+    return TelemetryEvent.objects.pending().count()
 
 
 def _pending_snapshots() -> int:

@@ -80,7 +80,7 @@ def test_each_recording_is_accepted_and_scored(client, member, ingest_key, path)
     assert response.json() == {"accepted": len(entries), "duplicates": 0}
     run_pipeline()
     groups = {entry["properties"]["invocation"]["command"] for entry in entries}
-    assert TelemetryEvent.objects.filter(member=member, status="processed").count() == len(entries)
+    assert TelemetryEvent.objects.filter(member=member).processed().count() == len(entries)
     # One group per entry in each recording, all on one day: base 10 + diversity 50 per
     # group; streak 1 (*1); one active day of 30 (*61/60).
     assert len(groups) == len(entries)

@@ -106,13 +106,13 @@ def test_mixed_batch_folds_exactly(member):
         1,
     )
 
-    assert TelemetryEvent.objects.filter(status="processed").count() == 5
+    assert TelemetryEvent.objects.processed().count() == 5
     unknown.refresh_from_db()
     assert (unknown.status, unknown.error) == ("rejected", "unknown event type: mystery")
     broken.refresh_from_db()
     assert broken.status == "rejected"
     assert "properties.invocation.command" in broken.error
-    assert not TelemetryEvent.objects.filter(processed_at__isnull=True).exists()
+    assert not TelemetryEvent.objects.pending().exists()
 
     snapshots = {s.member_id: s for s in MetricsSnapshot.objects.all()}
     assert set(snapshots) == {member.pk, other.pk}
@@ -153,7 +153,7 @@ def test_small_batches_loop_until_nothing_is_pending(member):
     assert MemberMetrics.objects.get(member=member).total_events == 7
     # One snapshot per member per batch: four batches touched the member.
     assert MetricsSnapshot.objects.filter(member=member).count() == 4
-    assert not TelemetryEvent.objects.filter(status="pending").exists()
+    assert not TelemetryEvent.objects.pending().exists()
 
 
 def test_poison_event_is_rejected_and_the_rest_apply(member, registry_restore):
@@ -204,7 +204,7 @@ def test_crash_mid_batch_leaves_everything_pending(member, monkeypatch):
     monkeypatch.setattr(consumer, "snapshots_enqueue", crash)
     with pytest.raises(RuntimeError):
         events_consume()
-    assert TelemetryEvent.objects.filter(status="pending").count() == 3
+    assert TelemetryEvent.objects.pending().count() == 3
     metrics = MemberMetrics.objects.get(member=member)
     assert (metrics.event_counts, metrics.total_events) == ({"model": 1}, 1)
     assert not MetricsSnapshot.objects.exists()
@@ -273,7 +273,7 @@ def test_two_consumers_never_take_the_same_event(registry_restore):
     assert not set(claimed["a"]) & set(claimed["b"])
     assert sorted(claimed["a"] + claimed["b"]) == sorted(p.pk for p in probes)
     assert results["a"] + results["b"] == 100
-    assert not TelemetryEvent.objects.exclude(status="processed").exists()
+    assert not TelemetryEvent.objects.with_status().exclude(status="processed").exists()
     # No lost update on the shared members' metrics: every cli event counted exactly once.
     assert sum(MemberMetrics.objects.values_list("total_events", flat=True)) == len(clis)
     for m in MemberMetrics.objects.all():

@@ -21,8 +21,7 @@ EXPECTED = {
         ("id",),  # primary key (on PostgreSQL (id, timestamp): the partition key is in it)
         ("insert_id", "timestamp"),  # unique: ON CONFLICT (insert_id, timestamp) DO NOTHING
         ("api_key_id",),  # ON DELETE SET NULL when a key is deleted
-        ("id",),  # pending partial index (the consumer's claim)
-        ("status",),  # rejected partial index (staff health)
+        ("id",),  # rejected partial index (error <> ''): staff health, lineage
         ("member_id", "timestamp"),
         ("received_at", "cli_version"),  # staff: events per CLI version, last 7 days
         ("received_at",),  # drift and late partial indexes (staff: last 7 days)
@@ -81,7 +80,6 @@ def test_events_table_has_exactly_the_named_indexes():
         "scoring_telemetryevent_pkey",
         "scoring_event_dedup_key",
         "scoring_telemetryevent_api_key_id_14d301f0",
-        "scoring_event_pending_idx",
         "scoring_event_rejected_idx",
         "scoring_event_member_ts_idx",
         "scoring_event_version_idx",
@@ -110,7 +108,7 @@ def test_events_table_is_partitioned_by_month_of_timestamp():
         counts = dict(cursor.fetchall())
     assert "scoring_telemetryevent_default" in counts
     assert len(counts) >= 2
-    assert set(counts.values()) == {9}
+    assert set(counts.values()) == {8}
 
 
 def test_insert_id_is_still_unique(member):

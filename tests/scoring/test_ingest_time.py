@@ -63,8 +63,8 @@ def test_backdated_events_do_not_build_a_streak(client, member, ingest_key, sett
     assert score.streak_days == 30
     assert member.metrics.total_events == 30
     assert TelemetryEvent.objects.filter(late=True).count() == 171
-    assert TelemetryEvent.objects.filter(late=True, status="processed").count() == 171
-    assert not TelemetryEvent.objects.exclude(status="processed").exists()
+    assert TelemetryEvent.objects.filter(late=True).processed().count() == 171
+    assert not TelemetryEvent.objects.with_status().exclude(status="processed").exists()
 
 
 def test_an_offline_week_still_counts(client, member, ingest_key):

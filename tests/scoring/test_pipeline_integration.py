@@ -224,7 +224,7 @@ def test_worker_takes_ingested_events_to_the_score_api(client, start_celery):
         assert response.status_code == 202, response.content
     # Ingest woke the consumer after commit; the consumer wakes the score batch.
     wait_for(
-        lambda: not TelemetryEvent.objects.filter(status="pending").exists(),
+        lambda: not TelemetryEvent.objects.pending().exists(),
         what="the worker to consume every event",
     )
     score = wait_for(
@@ -242,7 +242,7 @@ def test_worker_takes_ingested_events_to_the_score_api(client, start_celery):
     assert body["total_score"] == expected.activity
     assert body["streak_days"] == 3
     assert not MetricsSnapshot.objects.filter(processed_at__isnull=True).exists()
-    assert TelemetryEvent.objects.filter(status="processed").count() == 120
+    assert TelemetryEvent.objects.processed().count() == 120
 
 
 @pytest.mark.slow

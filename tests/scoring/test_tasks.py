@@ -59,7 +59,7 @@ def test_commands_print_their_counts(member):
     call_command("consume_events", "--batch-size", "2", stdout=out)
     assert out.getvalue().strip() == "consumed 3 events"
     assert MemberMetrics.objects.get(member=member).total_events == 3
-    assert not TelemetryEvent.objects.filter(status="pending").exists()
+    assert not TelemetryEvent.objects.pending().exists()
     out = StringIO()
     call_command("process_score_batch", stdout=out)
     assert out.getvalue().strip() == "scored 1 members"
