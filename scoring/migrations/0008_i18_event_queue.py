@@ -128,5 +128,10 @@ class Migration(migrations.Migration):
         ),
         migrations.RemoveField(model_name="telemetryevent", name="processed_at"),
         migrations.RemoveField(model_name="telemetryevent", name="status"),
+        migrations.AlterField(
+            model_name="telemetryevent",
+            name="error",
+            field=models.TextField(blank=True, db_default="", default=""),
+        ),
         migrations.RunPython(sqlite_trigger_create, sqlite_trigger_drop, elidable=False),
     ]

@@ -73,8 +73,9 @@ class TelemetryEvent(models.Model):
     timestamp = models.DateTimeField()
     received_at = models.DateTimeField()
     properties = models.JSONField(default=dict)
-    # Why the consumer rejected the event; empty for every other event.
-    error = models.TextField(blank=True)
+    # Why the consumer rejected the event; empty for every other event (a database default
+    # too, like ``late`` below: loaders that do not name it store an event to process).
+    error = models.TextField(blank=True, default="", db_default="")
     # Processed but not counted: older than TELEMETRY_MAX_AGE_DAYS when it arrived.
     # Database defaults as well: rows written by raw SQL or COPY (bench data, other loaders)
     # that do not name these columns get them.
