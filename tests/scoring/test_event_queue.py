@@ -142,3 +142,21 @@ def test_queue_rows_held_by_another_consumer_are_skipped_not_waited_on(member):
     # Its batch rolled back: they are still queued, and the next run takes them.
     assert events_consume() == 2
     assert _queued() == []
+
+
+def test_the_admin_lists_and_filters_events_by_status(admin_client, member):
+    TelemetryEventFactory(member=member, insert_id="still-queued")
+    TelemetryEventFactory(member=member, insert_id="folded", status="processed")
+    TelemetryEventFactory(member=member, insert_id="refused", status="rejected", error="bad")
+
+    page = admin_client.get("/admin/scoring/telemetryevent/").content.decode()
+    assert all(name in page for name in ("still-queued", "folded", "refused"))
+    for status, shown in [
+        ("pending", "still-queued"),
+        ("processed", "folded"),
+        ("rejected", "refused"),
+    ]:
+        page = admin_client.get(f"/admin/scoring/telemetryevent/?status={status}").content.decode()
+        listed = {n for n in ("still-queued", "folded", "refused") if f">{n}<" in page}
+        assert listed == {shown}, status
+        assert f'<td class="field-status">{status}</td>' in page
