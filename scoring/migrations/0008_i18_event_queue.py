@@ -89,7 +89,7 @@ class Migration(migrations.Migration):
                     "event",
                     models.OneToOneField(
                         db_constraint=False,
-                        on_delete=django.db.models.deletion.CASCADE,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
                         primary_key=True,
                         related_name="queued",
                         serialize=False,

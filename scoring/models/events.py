@@ -163,11 +163,14 @@ class PendingEvent(models.Model):
     """
 
     # No database foreign key: a partitioned table's key is (id, timestamp), and a check per
-    # enqueued row would cost on every insert. The relation is for the ORM's joins.
+    # enqueued row would cost on every insert. The relation is for the ORM's joins. Deleting
+    # events leaves their queue rows (DO_NOTHING keeps a member's deletion one set-based
+    # DELETE of their events, not a fetch of each): a claim takes such a row and finds no
+    # event for it, which costs nothing.
     event = models.OneToOneField(
         TelemetryEvent,
         primary_key=True,
-        on_delete=models.CASCADE,
+        on_delete=models.DO_NOTHING,
         db_constraint=False,
         related_name="queued",
     )

@@ -160,3 +160,17 @@ def test_the_admin_lists_and_filters_events_by_status(admin_client, member):
         listed = {n for n in ("still-queued", "folded", "refused") if f">{n}<" in page}
         assert listed == {shown}, status
         assert f'<td class="field-status">{status}</td>' in page
+
+
+def test_queue_rows_of_deleted_events_are_taken_and_skipped(member):
+    from tests.factories import UserFactory
+
+    leaving = UserFactory()
+    TelemetryEventFactory.create_batch(2, member=leaving)
+    staying = TelemetryEventFactory.create_batch(3, member=member)
+    leaving.delete()  # its events go with it; their queue rows are left behind
+
+    assert len(_queued()) == 5
+    assert events_consume() == 3
+    assert _queued() == []
+    assert TelemetryEvent.objects.processed().count() == len(staying)
