@@ -23,7 +23,7 @@ from scoring.models import MemberMetrics, MetricsSnapshot, PendingEvent, Telemet
 from scoring.pipeline import RunKind, pipeline_run_record
 from scoring.registry import EventType, HandleResult, event_type_get
 from scoring.wakeups import score_batch_wake
-from swampclub.dialect import ids_in, queue_take
+from swampclub.dialect import ids_in, queue_take, queue_vacuum
 
 logger = logging.getLogger("swampclub.consumer")
 
@@ -40,6 +40,10 @@ _EVENT_FIELDS = (
     "properties",
 )
 MAX_ERROR_LENGTH = 1000
+# A run that drained at least this many events vacuums the queue table itself: the claims'
+# dead queue rows are gone before the next (idle) run walks past them, whatever autovacuum
+# does (docs/performance.md, "Consume: the pending queue").
+QUEUE_VACUUM_AFTER = 20_000
 
 
 def _handle_isolated(
@@ -240,7 +244,9 @@ def events_consume(*, batch_size: int | None = None) -> int:
     Guarantees: all-or-nothing per batch; an event is folded at most once (only queued
     events are claimed, under SKIP LOCKED, and a committed claim removes them); an unknown
     event type or a poison event is rejected with its reason and never blocks the queue;
-    after each committed batch that touched a member, the score batch is woken.
+    after each committed batch that touched a member, the score batch is woken. A run that
+    drained ``QUEUE_VACUUM_AFTER`` events or more then vacuums the queue table (PostgreSQL,
+    outside a transaction), so an idle consumer never walks a drained backlog's dead rows.
     """
     size = batch_size or settings.CONSUMER_BATCH_SIZE
     started_at = timezone.now()
@@ -250,6 +256,8 @@ def events_consume(*, batch_size: int | None = None) -> int:
         handled += claimed
         if claimed < size:
             break
+    if handled >= QUEUE_VACUUM_AFTER:
+        queue_vacuum(PendingEvent)
     if handled:
         pipeline_run_record(kind=RunKind.CONSUME, started_at=started_at, count=handled)
     return handled

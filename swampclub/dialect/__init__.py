@@ -23,7 +23,7 @@ from swampclub.dialect.arrays import (
     pg_insert_arrays,
     pg_update_arrays,
 )
-from swampclub.dialect.claim import queue_claim, queue_take
+from swampclub.dialect.claim import queue_claim, queue_take, queue_vacuum
 from swampclub.dialect.ingest import advisory_xact_locks, events_insert_rows, json_array_items_join
 from swampclub.dialect.lookups import IdArray, InIds, ids_in, json_number_sql, lookups_register
 from swampclub.dialect.rows import (
@@ -69,6 +69,7 @@ __all__ = [
     "pg_update_arrays",
     "queue_claim",
     "queue_take",
+    "queue_vacuum",
     "rows_insert",
     "rows_insert_new",
     "rows_merge",

@@ -181,3 +181,19 @@ def queue_take(
         rows = cursor.fetchall()
     rows.sort(key=lambda row: row[0])
     return _json_decoded(target, rows, len(fields), extra)
+
+
+def queue_vacuum(queue: type[models.Model]) -> bool:
+    """``VACUUM (SKIP_LOCKED, ANALYZE)`` the narrow ``queue`` table; True when it ran.
+
+    Only on PostgreSQL and outside a transaction (VACUUM cannot run inside one); a vacuum
+    another session holds is not waited on (SKIP_LOCKED). The queue is a few dozen bytes a
+    row, so this costs milliseconds per 100,000 dead rows.
+    """
+    if not is_postgresql() or connection.in_atomic_block:
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"VACUUM (SKIP_LOCKED, ANALYZE) {connection.ops.quote_name(queue._meta.db_table)}"
+        )
+    return True

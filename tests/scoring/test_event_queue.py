@@ -174,3 +174,25 @@ def test_queue_rows_of_deleted_events_are_taken_and_skipped(member):
     assert events_consume() == 3
     assert _queued() == []
     assert TelemetryEvent.objects.processed().count() == len(staying)
+
+
+def test_a_large_drain_vacuums_the_queue_and_a_small_one_does_not(member, monkeypatch):
+    vacuumed = []
+    monkeypatch.setattr("scoring.consumer.QUEUE_VACUUM_AFTER", 3)
+    monkeypatch.setattr("scoring.consumer.queue_vacuum", vacuumed.append)
+    TelemetryEventFactory.create_batch(2, member=member)
+    assert events_consume() == 2
+    assert vacuumed == []
+
+    TelemetryEventFactory.create_batch(3, member=member)
+    assert events_consume() == 3
+    assert vacuumed == [PendingEvent]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_queue_vacuum_runs_only_outside_a_transaction_on_postgresql():
+    from swampclub.dialect import queue_vacuum
+
+    assert queue_vacuum(PendingEvent) is (connection.vendor == "postgresql")
+    with transaction.atomic():
+        assert queue_vacuum(PendingEvent) is False
