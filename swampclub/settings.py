@@ -84,6 +84,8 @@ TEMPLATES = [
         },
     },
 ]
+# Widget HTML remembered per process (swampclub/form_renderer.py).
+FORM_RENDERER = "swampclub.form_renderer.MemoDjangoTemplates"
 
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", "")

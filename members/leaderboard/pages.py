@@ -4,9 +4,11 @@ from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.db import connection
 from django.db.models import (
     Count,
     Q,
+    QuerySet,
 )
 
 from members.leaderboard.board import (
@@ -30,6 +32,61 @@ def _ahead_of(value: int, username: str) -> Q:
     at the cursor instead of filtering every row from the top.
     """
     return Q(board_value__gte=value) & (Q(board_value__gt=value) | Q(username__lt=username))
+
+
+def _keyset_rows(board: QuerySet, cursor: Cursor, columns: tuple[str, ...], limit: int) -> list:
+    """Up to ``limit`` rows next to ``cursor`` in its direction (upwards, nearest first,
+    for "before"), in one query.
+
+    On PostgreSQL a ``UNION ALL`` of two index range scans: the rest of the cursor's own
+    value (``value = v AND username > u``: both columns bound the scan) and the values
+    beyond it, each limited. The single ``_ahead_of``-style filter starts its scan at the
+    first row of the cursor's value and discards every row of the tie before the cursor;
+    low scores are shared by thousands of members at full size, so a deep page read and
+    dropped ~2,000 index entries (7 ms) to return 50. SQLite cannot order the parts of a
+    compound statement and keeps the single filter.
+    """
+    value, username = cursor.value, cursor.username
+    after = cursor.direction == "after"
+    if not connection.features.supports_slicing_ordering_in_compound:
+        order = ("-board_value", "username") if after else ("board_value", "-username")
+        near = _behind(value, username) if after else _ahead_of(value, username)
+        return list(board.filter(near).order_by(*order).values_list(*columns)[:limit])
+    sql, compiled = _keyset_sql(board, after, columns, limit)
+    params = [value if _is(p, _VALUE) else username if _is(p, _NAME) else p for p in compiled]
+    with connection.cursor() as db:
+        db.execute(sql, params)
+        return db.fetchall()
+
+
+# Stand-ins for the cursor's place while a keyset query is compiled: the SQL of each query
+# shape is built by the ORM once per process and then run with the cursor's values, which
+# saves ~2.5 ms of query compilation on every board page.
+_VALUE, _NAME = -(2**62) + 7, "\x00cursor\x00"
+_compiled: dict[tuple, tuple[str, tuple]] = {}
+
+
+def _is(param: object, sentinel: object) -> bool:
+    # isinstance: the compiled parameters may be the driver's int subclasses (Int8).
+    return isinstance(param, type(sentinel)) and param == sentinel
+
+
+def _keyset_sql(
+    board: QuerySet, after: bool, columns: tuple[str, ...], limit: int
+) -> tuple[str, tuple]:
+    key = (connection.vendor, after, columns, limit, settings.LEADERBOARD_EXCLUDE_STAFF)
+    if key not in _compiled:
+        if after:
+            tie = board.filter(board_value=_VALUE, username__gt=_NAME)
+            beyond = board.filter(board_value__lt=_VALUE)
+        else:
+            tie = board.filter(board_value=_VALUE, username__lt=_NAME)
+            beyond = board.filter(board_value__gt=_VALUE)
+        order = ("-board_value", "username") if after else ("board_value", "-username")
+        parts = [qs.order_by(*order).values_list(*columns)[:limit] for qs in (tie, beyond)]
+        union = parts[0].union(parts[1], all=True).order_by(*order)[:limit]
+        _compiled[key] = union.query.sql_with_params()
+    return _compiled[key]
 
 
 def _behind(value: int, username: str) -> Q:
@@ -75,8 +132,12 @@ def _all_time_rows(cursor: Cursor | None, size: int) -> tuple[list[Row], int, in
     board = leaderboard_queryset(start=None)
     columns = ("board_value", "username", "total_score", "tier")
     if cursor is None or cursor.direction == "after":
-        rows = board if cursor is None else board.filter(_behind(cursor.value, cursor.username))
-        fetched = list(rows.order_by("-board_value", "username").values_list(*columns)[: size + 1])
+        if cursor is None:
+            fetched = list(
+                board.order_by("-board_value", "username").values_list(*columns)[: size + 1]
+            )
+        else:
+            fetched = _keyset_rows(board, cursor, columns, size + 1)
         has_next = len(fetched) > size
         fetched = fetched[:size]
         if fetched and cursor is not None and cursor.ahead is not None and cursor.above is not None:
@@ -84,8 +145,7 @@ def _all_time_rows(cursor: Cursor | None, size: int) -> tuple[list[Row], int, in
             above = cursor.above if fetched[0][0] == cursor.value else ahead
             return fetched, ahead, above, has_next
     else:
-        rows = board.filter(_ahead_of(cursor.value, cursor.username))
-        fetched = list(rows.order_by("board_value", "-username").values_list(*columns)[: size + 1])
+        fetched = _keyset_rows(board, cursor, columns, size + 1)
         spare = fetched[size] if len(fetched) > size else None
         fetched = fetched[:size]
         fetched.reverse()

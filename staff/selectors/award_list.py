@@ -4,12 +4,18 @@ A page costs the same on a ledger of any size: every filter is served by an inde
 ``Award`` and pages are read by keyset, never by OFFSET.
 """
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import astuple, dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from django.db.models import Q, QuerySet
+from django.core.cache import cache
+from django.db.models import BigIntegerField, Q, QuerySet, Subquery
 
-from awards.models import Award
+from awards.models import Award, AwardRevocation
+
+# A filtered count is reused for at most this long even when the ledger's fingerprint has
+# not moved (see ``award_list_count``).
+COUNT_CACHE_S = 60
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,7 @@ def award_list_page(
     the first (an OFFSET would read and discard every row before it). An unreadable cursor
     means the first page. Two queries: the page and the total count.
     """
-    qs = award_list(filters=filters)
+    qs = _with_fingerprint(award_list(filters=filters))
     position = _cursor_parse(after) if after else None
     if position is not None:
         at, pk = position
@@ -119,9 +125,60 @@ def award_list_page(
         has_newer = position is not None
     return AwardPage(
         awards=awards,
-        total=award_list(filters=filters).count(),
+        total=award_list_count(
+            filters=filters,
+            fingerprint=(awards[0].ledger_award or 0, awards[0].ledger_revocation or 0)
+            if awards
+            else None,
+        ),
         newer=award_cursor(awards[0]) if awards and has_newer else None,
         older=award_cursor(awards[-1]) if awards and has_older else None,
+    )
+
+
+def award_list_count(*, filters: AwardFilters, fingerprint: tuple[int, int] | None) -> int:
+    """How many awards match ``filters``; cached per filter and ``fingerprint`` (from
+    ``_with_fingerprint``).
+
+    Counting reads every matching index entry (all 100,000 awards when nothing is
+    filtered), so the count is cached under the filters and the ledger's fingerprint: the
+    newest award id and the newest revocation id (awards and revocations are only ever
+    added, never edited or deleted). Any grant or revocation moves the fingerprint, so a
+    new key is counted afresh. The timeout bounds the one case the fingerprint misses — a
+    transaction with a lower id committing after a higher one was counted.
+    """
+    if fingerprint is None:  # an empty page past the end: nothing to key the count on
+        return award_list(filters=filters).count()
+    parts = repr((astuple(_filter_key(filters)), fingerprint))
+    key = "staff:award-count:" + hashlib.sha256(parts.encode()).hexdigest()
+    total = cache.get(key)
+    if total is None:
+        total = award_list(filters=filters).count()
+        cache.set(key, total, timeout=COUNT_CACHE_S)
+    return total
+
+
+def _filter_key(filters: AwardFilters) -> AwardFilters:
+    # Members by id: the user objects themselves are not a stable cache key.
+    return AwardFilters(
+        member=getattr(filters.member, "pk", None),
+        category=filters.category,
+        granter=getattr(filters.granter, "pk", None),
+        date_from=filters.date_from,
+        date_to=filters.date_to,
+        status=filters.status,
+    )
+
+
+def _with_fingerprint(qs: QuerySet[Award]) -> QuerySet[Award]:
+    """``qs`` with the ledger's fingerprint on every row: the newest award id and the newest
+    revocation id (uncorrelated subqueries: PostgreSQL runs each once, as an index lookup),
+    so the page's own query brings what the count's cache key needs."""
+    newest_award = Award.objects.order_by("-id").values("id")[:1]
+    newest_revocation = AwardRevocation.objects.order_by("-id").values("id")[:1]
+    return qs.annotate(
+        ledger_award=Subquery(newest_award, output_field=BigIntegerField()),
+        ledger_revocation=Subquery(newest_revocation, output_field=BigIntegerField()),
     )
 
 

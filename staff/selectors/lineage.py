@@ -1,10 +1,13 @@
 """Staff lineage of a member's score: the telemetry behind each command-group count and
 the events that were rejected, each list one query however many events the member has."""
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.db.models import F, Window
 from django.db.models.fields.json import KT
 from django.db.models.functions import Lower, RowNumber
@@ -14,6 +17,9 @@ from scoring.models import TelemetryEvent
 # Events shown per command group, newest first; the group's count says how many there are.
 LINEAGE_PER_GROUP = 50
 REJECTED_LIMIT = 50
+# A member's lineage is cached under its group counts (see ``event_lineage_cached``) for at
+# most this long.
+LINEAGE_CACHE_S = 600
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,28 @@ def event_lineage_for_member(
             LineageEvent(event_id, insert_id, timestamp, received_at, cli if cli else None)
         )
     return sorted(groups.values(), key=lambda g: g.group)
+
+
+def event_lineage_cached(
+    *, member: User, counts: dict[str, int], per_group: int = LINEAGE_PER_GROUP
+) -> list[GroupLineage]:
+    """``event_lineage_for_member``, cached under the member and their group counts.
+
+    The lineage lists processed events only, and the consumer folds each processed
+    ``cli_invocation`` into ``counts`` (``MemberMetrics.event_counts``) in the same
+    transaction that marks it processed, so a new event in any group changes the key. The
+    query reads every processed event of the member (3,600 rows, 13 ms, for the busiest
+    member at full size) and plans all monthly partitions, so a page opened again
+    without new telemetry reuses the result. The timeout bounds what the key cannot see:
+    events removed by retention.
+    """
+    fingerprint = json.dumps([member.pk, per_group, sorted(counts.items())])
+    key = "staff:lineage:" + hashlib.sha256(fingerprint.encode()).hexdigest()
+    lineage = cache.get(key)
+    if lineage is None:
+        lineage = event_lineage_for_member(member=member, counts=counts, per_group=per_group)
+        cache.set(key, lineage, timeout=LINEAGE_CACHE_S)
+    return lineage
 
 
 def rejected_events_for_member(*, member: User, limit: int = REJECTED_LIMIT) -> list[LineageEvent]:

@@ -9,7 +9,7 @@ from staff.forms import AwardGrantForm
 from staff.htmx import HtmxHttpRequest, htmx_target, render_page_or_fragment
 from staff.selectors.lineage import (
     LINEAGE_PER_GROUP,
-    event_lineage_for_member,
+    event_lineage_cached,
     rejected_events_for_member,
 )
 from staff.selectors.member_detail import (
@@ -46,7 +46,7 @@ def member_detail_view(request: HtmxHttpRequest, username: str) -> HttpResponse:
             context["history_total"] = award_count_for_member(member=member)
     if panel is None:
         metrics = context["detail"].metrics
-        context["lineage"] = event_lineage_for_member(
+        context["lineage"] = event_lineage_cached(
             member=member, counts=metrics.event_counts if metrics else {}
         )
         context["lineage_limit"] = LINEAGE_PER_GROUP

@@ -201,14 +201,32 @@ def test_query_count_does_not_grow_with_rows(staff_client, count, django_assert_
         award = AwardFactory(recipient=UserFactory(), granted_by=granter)
         if index % 2:
             AwardRevocationFactory(award=award, revoked_by=granter)
-    # Session, user, permissions (2), page, count.
+    # Session, user, permissions (2), page, count; the count once cached: no count.
     with django_assert_max_num_queries(6):
         response = staff_client.get(URL)
     assert response.status_code == 200
+    with django_assert_max_num_queries(5):
+        assert staff_client.get(URL).context["page"].total == count
     with django_assert_max_num_queries(6):
         export = staff_client.get(URL, {"format": "csv"})
         body = b"".join(export.streaming_content)
     assert body.count(b"\n") == count + 1
+
+
+def test_cached_counts_follow_every_grant_and_revocation(staff_client, ledger):
+    def totals() -> tuple[int, int, int]:
+        return tuple(
+            staff_client.get(URL, query).context["page"].total
+            for query in ({}, {"status": "revoked"}, {"member": "bog"})
+        )
+
+    assert totals() == (5, 1, 2)
+    assert totals() == (5, 1, 2)  # the same filters again: answered from the cache
+    bog = ledger["a"].recipient
+    new = AwardFactory(recipient=bog, granted_by=ledger["a"].granted_by, granted_at=when(25))
+    assert totals() == (6, 1, 3)
+    AwardRevocationFactory(award=new, revoked_by=ledger["a"].granted_by, reason="Duplicate")
+    assert totals() == (6, 2, 3)
 
 
 def test_needs_view_permission(client, ledger):

@@ -72,3 +72,37 @@ def test_page_shows_lineage_in_a_constant_number_of_queries(
     assert "Where the score comes from" in html
     assert html.count("<code>fenrunner-model-processed-") == min(per_group, 50)
     assert "poison: boom" in html
+
+
+def test_cached_lineage_follows_the_group_counts(fenrunner):
+    from staff.selectors.lineage import event_lineage_cached
+
+    _events(fenrunner, "model", 2)
+    first = event_lineage_cached(member=fenrunner, counts={"model": 2})
+    assert [e.insert_id for e in first[0].events] == [
+        "fenrunner-model-processed-0",
+        "fenrunner-model-processed-1",
+    ]
+    _events(fenrunner, "model", 1, start=5)
+    # Same counts: the cached lineage (the consumer changes the counts with every event).
+    assert event_lineage_cached(member=fenrunner, counts={"model": 2}) == first
+    again = event_lineage_cached(member=fenrunner, counts={"model": 3})
+    assert len(again[0].events) == 3
+
+
+def test_lineage_rows_escape_telemetry_text_and_print_utc_times():
+    from datetime import UTC, datetime
+
+    from staff.selectors.lineage import LineageEvent
+    from staff.templatetags.lineage_rows import lineage_event_rows, rejected_event_rows
+
+    at = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    evil = "<script>x</script>"
+    event = LineageEvent(1, evil, at, at, evil, error=evil, event=evil)
+    counted = lineage_event_rows([event, LineageEvent(2, "id-2", at, at, None)])
+    rejected = rejected_event_rows([event])
+    assert "<script>" not in counted + rejected
+    assert counted.count("&lt;script&gt;x&lt;/script&gt;") == 2  # version and insert_id
+    assert rejected.count("&lt;script&gt;x&lt;/script&gt;") == 4  # event, version, id, error
+    assert '<time datetime="2026-03-04T05:06:07+00:00">2026-03-04 05:06:07</time>' in counted
+    assert "<td>—</td>" in counted  # no CLI version
