@@ -24,7 +24,12 @@ from swampclub.dialect.arrays import (
     pg_update_arrays,
 )
 from swampclub.dialect.claim import queue_claim
-from swampclub.dialect.ingest import advisory_xact_locks, events_insert_rows, json_array_items_join
+from swampclub.dialect.ingest import (
+    advisory_xact_locks,
+    events_copy_new,
+    events_insert_rows,
+    json_array_items_join,
+)
 from swampclub.dialect.lookups import IdArray, InIds, ids_in, json_number_sql, lookups_register
 from swampclub.dialect.rows import (
     ROWS_PER_STATEMENT,
@@ -56,6 +61,7 @@ __all__ = [
     "_json_encoded",
     "add_from_deltas",
     "advisory_xact_locks",
+    "events_copy_new",
     "events_insert_rows",
     "ids_in",
     "insert_returning_new",

@@ -1,11 +1,14 @@
-"""Ingest and the clients summary: the events INSERT, advisory locks, JSON array items."""
+"""Ingest and the clients summary: the events INSERT and COPY, advisory locks, JSON array
+items."""
 
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
 import msgspec
-from django.db import connection
+from django.db import IntegrityError, OperationalError, connection, transaction
+from psycopg import errors as pg_errors
 
 from swampclub.dialect.vendor import is_postgresql
 
@@ -94,6 +97,93 @@ def events_insert_rows(
         cursor.execute(sql, params)
         # The row count of INSERT ... ON CONFLICT DO NOTHING counts only inserted rows.
         return cursor.rowcount
+
+
+def events_copy_new(
+    *,
+    table: str,
+    columns: str,
+    insert_id: str,
+    timestamp: str,
+    by_id: Sequence[bool],
+    constants: Sequence[Any],
+    rows: Sequence[Sequence[Any]],
+    properties: Callable[[], Sequence[str]],
+) -> int | None:
+    """The events COPY (PostgreSQL): store the ``rows`` whose key is not taken, as
+    ``events_insert_rows`` would, and return how many; None on SQLite, or when a concurrent
+    writer stored one of the keys between the look-up and the COPY (a unique violation;
+    also a deadlock between two such writers): then nothing of this call is kept and the
+    caller stores the rows with ``events_insert_rows``.
+
+    Same arguments as ``events_insert_rows`` (``timestamp`` is the quoted column), except
+    that each row's properties come as JSON text from ``properties()`` (the request's own
+    text, so stored as sent). One indexed query finds the rows already stored — by
+    ``(insert_id, timestamp)``, the unique key, pruned to the row's partition; by
+    ``insert_id`` alone for a ``by_id`` row —, a later row repeating an earlier row's
+    key is dropped (the first occurrence wins), and the rest is one ``COPY … FROM STDIN``
+    in request order: multi-row inserts, no speculative insertion per row. In autocommit
+    the COPY is its own transaction; inside a caller's, it runs in a savepoint.
+    """
+    if not is_postgresql():
+        return None
+    ids = [row[0] for row in rows]
+    flagged = [n for n, flag in enumerate(by_id, start=1) if flag]
+    # Identifiers are quoted by the caller; every value is a parameter.
+    sql = (
+        "SELECT k.n FROM unnest(%s::text[], %s::timestamptz[]) WITH ORDINALITY AS k(i, t, n) "  # noqa: S608
+        f"WHERE EXISTS (SELECT FROM {table} e WHERE e.{insert_id} = k.i "
+        f"AND e.{timestamp} = k.t)"
+    )
+    params: list[Any] = [ids, [row[3] for row in rows]]
+    if flagged:
+        sql += (
+            " OR (k.n = ANY(%s::bigint[]) AND EXISTS "
+            f"(SELECT FROM {table} e WHERE e.{insert_id} = k.i))"
+        )
+        params.append(flagged)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        stored = {n - 1 for (n,) in cursor.fetchall()}
+    taken: set[tuple[str, datetime]] = set()
+    new: list[int] = []
+    for position, row in enumerate(rows):
+        key = (row[0], row[3])
+        if position not in stored and key not in taken:
+            taken.add(key)
+            new.append(position)
+    if not new:
+        return 0
+    texts = properties()
+    encode = msgspec.json.encode
+    copy_sql = f"COPY {table} ({columns}) FROM STDIN"
+    guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    try:
+        with (
+            guard,
+            connection.wrap_database_errors,
+            connection.cursor() as cursor,
+            cursor.cursor.copy(copy_sql) as copy,
+        ):
+            write = copy.write_row
+            for position in new:
+                row = rows[position]
+                drift = row[5]
+                write(
+                    (
+                        *row[:4],
+                        texts[position],
+                        *constants,
+                        None if drift is None else encode(drift).decode(),
+                    )
+                )
+    except IntegrityError:
+        return None
+    except OperationalError as exc:
+        if isinstance(exc.__cause__, pg_errors.DeadlockDetected):
+            return None
+        raise
+    return len(new)
 
 
 def advisory_xact_locks(keys: Sequence[str]) -> None:
