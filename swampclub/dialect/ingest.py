@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
+import psycopg
 from django.db import IntegrityError, OperationalError, connection, transaction
 from psycopg import errors as pg_errors
 
@@ -123,7 +124,8 @@ def events_copy_new(
     ``insert_id`` alone for a ``by_id`` row —, a later row repeating an earlier row's
     key is dropped (the first occurrence wins), and the rest is one ``COPY … FROM STDIN``
     in request order: multi-row inserts, no speculative insertion per row. In autocommit
-    the COPY is its own transaction; inside a caller's, it runs in a savepoint.
+    the COPY is its own transaction; inside a caller's, it runs in a savepoint. The look-up
+    is a prepared statement (``_prepared_fetch``).
     """
     if not is_postgresql():
         return None
@@ -142,9 +144,7 @@ def events_copy_new(
             f"(SELECT FROM {table} e WHERE e.{insert_id} = k.i))"
         )
         params.append(flagged)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        stored = {n - 1 for (n,) in cursor.fetchall()}
+    stored = {n - 1 for (n,) in _prepared_fetch(sql, params)}
     taken: set[tuple[str, datetime]] = set()
     new: list[int] = []
     for position, row in enumerate(rows):
@@ -184,6 +184,21 @@ def events_copy_new(
             return None
         raise
     return len(new)
+
+
+def _prepared_fetch(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """The rows of ``sql`` run as a prepared statement of the connection (PostgreSQL).
+
+    Planning a query over the partitioned events table considers every partition and its
+    indexes: about 1.6 ms, twice what running the look-up of 100 keys costs. Prepared, the
+    server plans it a few times, then keeps a generic plan whose partition pruning happens
+    at run time, so later requests on the connection (kept ``CONN_MAX_AGE``) skip planning.
+    Goes past Django's query log, as the COPY does.
+    """
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchall()
 
 
 def advisory_xact_locks(keys: Sequence[str]) -> None:
