@@ -129,22 +129,26 @@ def events_copy_new(
     """
     if not is_postgresql():
         return None
-    ids = [row[0] for row in rows]
-    flagged = [n for n, flag in enumerate(by_id, start=1) if flag]
-    # Identifiers are quoted by the caller; every value is a parameter.
+    # One JSON parameter, ``[[insert_id, timestamp, 1 when by_id], ...]``: msgspec encodes
+    # it in microseconds, where adapting two Python lists of 100 values costs half a ms.
+    keys = msgspec.json.encode(
+        [
+            (row[0], row[3], 1) if flag else (row[0], row[3])
+            for row, flag in zip(rows, by_id, strict=True)
+        ]
+    ).decode()
+    # Identifiers are quoted by the caller; the keys are a parameter.
     sql = (
-        "SELECT k.n FROM unnest(%s::text[], %s::timestamptz[]) WITH ORDINALITY AS k(i, t, n) "  # noqa: S608
-        f"WHERE EXISTS (SELECT FROM {table} e WHERE e.{insert_id} = k.i "
-        f"AND e.{timestamp} = k.t)"
+        "SELECT k.n FROM json_array_elements(%s::json) WITH ORDINALITY AS k(m, n) "  # noqa: S608
+        f"WHERE EXISTS (SELECT FROM {table} e WHERE e.{insert_id} = k.m ->> 0 "
+        f"AND e.{timestamp} = (k.m ->> 1)::timestamptz)"
     )
-    params: list[Any] = [ids, [row[3] for row in rows]]
-    if flagged:
+    if any(by_id):
         sql += (
-            " OR (k.n = ANY(%s::bigint[]) AND EXISTS "
-            f"(SELECT FROM {table} e WHERE e.{insert_id} = k.i))"
+            " OR (k.m -> 2 IS NOT NULL AND EXISTS "
+            f"(SELECT FROM {table} e WHERE e.{insert_id} = k.m ->> 0))"
         )
-        params.append(flagged)
-    stored = {n - 1 for (n,) in _prepared_fetch(sql, params)}
+    stored = {n - 1 for (n,) in _prepared_fetch(sql, [keys])}
     taken: set[tuple[str, datetime]] = set()
     new: list[int] = []
     for position, row in enumerate(rows):
