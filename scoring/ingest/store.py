@@ -11,9 +11,8 @@ SQLite, take the INSERT: one statement, no look-up.
 
 With either, rows are stored in request order; a deduplication key already stored, or
 repeated earlier in the same request, is skipped (DO NOTHING also sees rows inserted earlier
-by the same statement), so the first occurrence wins. The statement's row count is what was
-new: skipped rows are not counted. The statement itself, for each database, is
-``swampclub.dialect.events_insert_rows``.
+by the same statement), so the first occurrence wins; what was new is ``accepted``, the
+rest duplicates. The statements, for each database, are in ``swampclub.dialect``.
 
 The dedup key includes ``timestamp``, the event's own time (on PostgreSQL the table is
 partitioned by it, and a unique key must include the partition key): a ``cli_invocation``
