@@ -31,6 +31,7 @@ from swampclub.dialect.ingest import (
     json_array_items_join,
 )
 from swampclub.dialect.lookups import IdArray, InIds, ids_in, json_number_sql, lookups_register
+from swampclub.dialect.prepared import prepared_cursor, raw_prepared
 from swampclub.dialect.rows import (
     ROWS_PER_STATEMENT,
     JsonText,
@@ -73,7 +74,9 @@ __all__ = [
     "pg_insert",
     "pg_insert_arrays",
     "pg_update_arrays",
+    "prepared_cursor",
     "queue_claim",
+    "raw_prepared",
     "rows_insert",
     "rows_insert_new",
     "rows_merge",

@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-import psycopg
 from django.db import IntegrityError, OperationalError, connection, transaction
 from psycopg import errors as pg_errors
 
+from swampclub.dialect.prepared import prepared_cursor
 from swampclub.dialect.vendor import is_postgresql
 
 
@@ -125,7 +125,7 @@ def events_copy_new(
     key is dropped (the first occurrence wins), and the rest is one ``COPY … FROM STDIN``
     in request order: multi-row inserts, no speculative insertion per row. In autocommit
     the COPY is its own transaction; inside a caller's, it runs in a savepoint. The look-up
-    is a prepared statement (``_prepared_fetch``).
+    is a prepared statement (``prepared_cursor``): no planning over every partition.
     """
     if not is_postgresql():
         return None
@@ -148,7 +148,9 @@ def events_copy_new(
             " OR (k.m -> 2 IS NOT NULL AND EXISTS "
             f"(SELECT FROM {table} e WHERE e.{insert_id} = k.m ->> 0))"
         )
-    stored = {n - 1 for (n,) in _prepared_fetch(sql, [keys])}
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, [keys])
+        stored = {n - 1 for (n,) in cursor.fetchall()}
     taken: set[tuple[str, datetime]] = set()
     new: list[int] = []
     for position, row in enumerate(rows):
@@ -179,7 +181,7 @@ def events_copy_new(
             guard,
             connection.wrap_database_errors,
             connection.cursor() as cursor,
-            cursor.cursor.copy(copy_sql) as copy,
+            cursor.copy(copy_sql) as copy,
         ):
             copy.write("".join(lines))
     except IntegrityError:
@@ -215,21 +217,6 @@ def _copy_value(value: Any) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     return _copy_text(str(value))
-
-
-def _prepared_fetch(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-    """The rows of ``sql`` run as a prepared statement of the connection (PostgreSQL).
-
-    Planning a query over the partitioned events table considers every partition and its
-    indexes: about 1.6 ms, twice what running the look-up of 100 keys costs. Prepared, the
-    server plans it a few times, then keeps a generic plan whose partition pruning happens
-    at run time, so later requests on the connection (kept ``CONN_MAX_AGE``) skip planning.
-    Goes past Django's query log, as the COPY does.
-    """
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params, prepare=True)
-        return cursor.fetchall()
 
 
 def advisory_xact_locks(keys: Sequence[str]) -> None:
