@@ -1,13 +1,16 @@
 """Storing a request's events: a COPY of the new rows, or one INSERT ... ON CONFLICT.
 
-On PostgreSQL a request of at least ``COPY_MIN_ROWS`` events is stored by
+On PostgreSQL, when ``INGEST_COPY_MIN_EVENTS`` is set, a request of at least that many
+events is stored by
 ``swampclub.dialect.events_copy_new``: one indexed query finds which of its keys are stored
 already, later repeats of a key within the request are dropped, and the new rows go in with
 one ``COPY``, which inserts rows in batches where the INSERT below inserts them one by one,
 speculatively, into the heap and every index. When a concurrent resend stores one of the
 keys between the look-up and the COPY (a unique violation), the COPY is rolled back and the
 INSERT below stores the request instead, so the counts stay exact. Smaller requests, and
-SQLite, take the INSERT: one statement, no look-up.
+SQLite, take the INSERT: one statement, no look-up. The COPY is off by default: on the
+benchmark's busy 2-core machine it cost more CPU than it saved (docs/performance.md,
+"Ingest: the COPY store").
 
 With either, rows are stored in request order; a deduplication key already stored, or
 repeated earlier in the same request, is skipped (DO NOTHING also sees rows inserted earlier
@@ -27,6 +30,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
+from django.conf import settings
 from django.db import connection
 
 from scoring.columns import column
@@ -34,11 +38,6 @@ from scoring.ingest.cli_invocation import CLI_INVOCATION
 from scoring.ingest.envelope import Row
 from scoring.models import ApiKey, TelemetryEvent
 from swampclub.dialect import events_copy_new, events_insert_rows
-
-# From this many events a request is stored with COPY on PostgreSQL: below it the look-up
-# and the COPY's round trips cost more than the per-row INSERT they save (docs/performance.md
-# "Ingest: the COPY store").
-COPY_MIN_ROWS = 10
 
 # The unique key ON CONFLICT names: the columns deduplication is decided on.
 DEDUP_KEY = ("insert_id", "timestamp")
@@ -102,7 +101,8 @@ def events_insert(
         False,
         cli_version,
     ]
-    if len(rows) >= COPY_MIN_ROWS:
+    copy_min = settings.INGEST_COPY_MIN_EVENTS
+    if copy_min and len(rows) >= copy_min:
         copied = events_copy_new(
             table=table,
             columns=columns,

@@ -49,10 +49,10 @@ def paths(monkeypatch):
 
 
 @pytest.fixture(params=["insert", pytest.param("copy", marks=needs_postgresql)])
-def path(request, monkeypatch):
+def path(request, settings):
     """Each test below runs once with every request stored by the INSERT and once (on
     PostgreSQL) with every request stored by the COPY."""
-    monkeypatch.setattr(store, "COPY_MIN_ROWS", 10**9 if request.param == "insert" else 1)
+    settings.INGEST_COPY_MIN_EVENTS = 0 if request.param == "insert" else 1
     return request.param
 
 
@@ -111,10 +111,10 @@ def _stored(prefix: str) -> list[dict]:
 
 
 @needs_postgresql
-def test_the_copy_stores_exactly_what_the_insert_stored(client, ingest_key, monkeypatch, paths):
+def test_the_copy_stores_exactly_what_the_insert_stored(client, ingest_key, settings, paths):
     key = ingest_key[1]
-    for prefix, threshold in (("i-", 10**9), ("c-", 1)):
-        monkeypatch.setattr(store, "COPY_MIN_ROWS", threshold)
+    for prefix, threshold in (("i-", 0), ("c-", 1)):
+        settings.INGEST_COPY_MIN_EVENTS = threshold
         # A typed batch, compact; a generic one, indented with tabs and newlines between
         # the tokens (stored as sent, so the COPY's text escaping must hold).
         assert _post(client, key, {"events": _typed(prefix)}).json() == {
@@ -228,9 +228,9 @@ def _steal(monkeypatch, *, insert_id: str, timestamp: datetime, member_id: int, 
     monkeypatch.setattr(store, "_properties_texts", texts)
 
 
-def _race(client, ingest_key, monkeypatch, paths, *, other: bool) -> None:
+def _race(client, ingest_key, monkeypatch, paths, settings, *, other: bool) -> None:
     api_key, key = ingest_key
-    monkeypatch.setattr(store, "COPY_MIN_ROWS", 1)
+    settings.INGEST_COPY_MIN_EVENTS = 1
     entries = _typed("x-", 20)
     _steal(
         monkeypatch,
@@ -253,17 +253,17 @@ def _race(client, ingest_key, monkeypatch, paths, *, other: bool) -> None:
 @needs_postgresql
 @pytest.mark.django_db(transaction=True)
 def test_a_concurrent_writer_winning_the_race_falls_back_to_the_insert(
-    client, ingest_key, monkeypatch, paths
+    client, ingest_key, monkeypatch, paths, settings
 ):
     # Autocommit, as in production: the COPY is its own transaction, and it is undone whole.
-    _race(client, ingest_key, monkeypatch, paths, other=True)
+    _race(client, ingest_key, monkeypatch, paths, settings, other=True)
 
 
 @needs_postgresql
 def test_inside_a_transaction_a_lost_race_rolls_back_to_the_savepoint(
-    client, ingest_key, monkeypatch, paths
+    client, ingest_key, monkeypatch, paths, settings
 ):
     # The test runs in a transaction: the COPY runs in a savepoint, and rolling back to it
     # keeps what the transaction did before (here the competing row itself).
     assert connection.in_atomic_block
-    _race(client, ingest_key, monkeypatch, paths, other=False)
+    _race(client, ingest_key, monkeypatch, paths, settings, other=False)
