@@ -47,6 +47,7 @@ from scoring.key_authority import (
     with_owner_authority,
 )
 from scoring.models import ApiKey
+from swampclub.dialect import raw_prepared
 
 # The authority rules live in scoring.key_authority; callers may import them from here.
 __all__ = [
@@ -220,7 +221,10 @@ def api_key_authorize(raw: str) -> ApiKey:
         raise ApiKeyRefused(401, "missing, unknown or revoked API key")
     sql, params = _lookup_query(DEFAULT_DB_ALIAS)
     prefix = raw[:PREFIX_LENGTH]
-    found = list(ApiKey.objects.raw(sql, [prefix if p == _PREFIX_SENTINEL else p for p in params]))
+    # A prepared statement on PostgreSQL: planned once per connection, not per request.
+    found = list(
+        raw_prepared(ApiKey, sql, tuple(prefix if p == _PREFIX_SENTINEL else p for p in params))
+    )
     api_key = found[0] if found else None
     if (
         api_key is None

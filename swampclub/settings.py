@@ -238,6 +238,11 @@ INGEST_MAX_EVENTS = 1000
 INGEST_MAX_BYTES = 1024 * 1024
 INGEST_RATE_LIMIT = int(os.environ.get("INGEST_RATE_LIMIT", "600"))  # requests per key...
 INGEST_RATE_WINDOW_S = int(os.environ.get("INGEST_RATE_WINDOW_S", "60"))  # ...per window
+# PostgreSQL: requests of at least this many events are stored with a look-up of the stored
+# keys and a COPY instead of one INSERT ... ON CONFLICT; 0 (the default) keeps the INSERT for
+# every request. Measured no faster on a busy 2-core machine (docs/performance.md, "Ingest:
+# the COPY store"); worth trying where PostgreSQL, not the web workers, is the bottleneck.
+INGEST_COPY_MIN_EVENTS = int(os.environ.get("INGEST_COPY_MIN_EVENTS", "0"))
 LEADERBOARD_EXCLUDE_STAFF = env_bool("LEADERBOARD_EXCLUDE_STAFF", True)
 LEADERBOARD_PAGE_SIZE = 50
 # The 7d/30d boards are computed whole in one query and cached; any score change invalidates

@@ -8,10 +8,12 @@ A request is handled in three steps, each of which may refuse it with an
 2. ``events_validate`` (``events``) — the shape of the body and of every event (400, all
    errors at once), the scope each event type needs (403) and the event types' own checks
    (400).
-3. ``events_insert`` (``store``) — one set-based ``INSERT ... ON CONFLICT (insert_id,
-   timestamp) DO NOTHING`` for the whole request; known ``insert_id`` values count as
-   duplicates. When an event type has a ``conflict`` hook, its check (409) runs in the same
-   transaction, after locking the keys the type names (``conflict_keys_lock``).
+3. ``events_insert`` (``store``) — on PostgreSQL, for a batch, one look-up of the stored
+   keys and one ``COPY`` of the new rows; otherwise (or when a concurrent resend wins the
+   race) one set-based ``INSERT ... ON CONFLICT (insert_id, timestamp) DO NOTHING`` for
+   the whole request; known ``insert_id`` values count as duplicates. When an event type
+   has a ``conflict`` hook, its check (409) runs in the same transaction, after locking
+   the keys the type names (``conflict_keys_lock``).
 
 Validation is all-or-nothing: one bad event and nothing is stored.
 """
@@ -108,16 +110,17 @@ def events_ingest(
 
     Guarantees: all-or-nothing — any invalid event raises ``IngestRejected`` (400 with
     every error, 403 for a missing scope, 409 for a conflict with stored state) and nothing
-    is stored; otherwise every new event is stored pending with one INSERT, and
+    is stored; otherwise every new event is stored pending (one COPY or one INSERT), and
     ``insert_id`` values already stored (or repeated within the request) are counted as
     duplicates and never stored twice. The member is always the key's owner, whatever
     ``distinct_id`` or the properties say. After commit the consumer is woken (a broker
     outage never fails the request). Connection errors propagate; a value the database
     still refuses (e.g. a number beyond PostgreSQL's numeric range) is a 400.
 
-    Storage is a single statement, atomic by itself, so outside a transaction it runs in
-    autocommit (no BEGIN/COMMIT round trips on the hot path); inside a caller's
-    transaction it runs in a savepoint, so a refused value leaves that transaction usable.
+    Storage is a single statement (the COPY or the INSERT), atomic by itself, so outside a
+    transaction it runs in autocommit (no BEGIN/COMMIT round trips on the hot path); inside
+    a caller's transaction it runs in a savepoint, so a refused value leaves that
+    transaction usable.
 
     Requests holding events whose type has a ``conflict`` hook (``award``) instead check
     conflicts and insert in one transaction that first locks the keys the type names, so

@@ -24,8 +24,14 @@ from swampclub.dialect.arrays import (
     pg_update_arrays,
 )
 from swampclub.dialect.claim import queue_claim, queue_take, queue_vacuum
-from swampclub.dialect.ingest import advisory_xact_locks, events_insert_rows, json_array_items_join
+from swampclub.dialect.ingest import (
+    advisory_xact_locks,
+    events_copy_new,
+    events_insert_rows,
+    json_array_items_join,
+)
 from swampclub.dialect.lookups import IdArray, InIds, ids_in, json_number_sql, lookups_register
+from swampclub.dialect.prepared import prepared_cursor, raw_prepared
 from swampclub.dialect.rows import (
     ROWS_PER_STATEMENT,
     JsonText,
@@ -56,6 +62,7 @@ __all__ = [
     "_json_encoded",
     "add_from_deltas",
     "advisory_xact_locks",
+    "events_copy_new",
     "events_insert_rows",
     "ids_in",
     "insert_returning_new",
@@ -67,9 +74,11 @@ __all__ = [
     "pg_insert",
     "pg_insert_arrays",
     "pg_update_arrays",
+    "prepared_cursor",
     "queue_claim",
     "queue_take",
     "queue_vacuum",
+    "raw_prepared",
     "rows_insert",
     "rows_insert_new",
     "rows_merge",
