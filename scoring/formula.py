@@ -11,8 +11,8 @@ and the rolling window: a score "as of" a day never sees the future (a CLI clock
 ahead only counts once that day arrives). They still count nothing twice: dates are a set.
 """
 
-from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from fractions import Fraction
@@ -194,16 +194,25 @@ def _day_numbers(active_dates: Iterable[date | str], as_of: date) -> list[int]:
     return sorted(days)
 
 
+def day_numbers(active_dates: Iterable[date | str]) -> list[int]:
+    """Every distinct active date (future ones included) as sorted day numbers
+    (``toordinal``): what ``activity_from_days`` takes."""
+    return sorted({_iso_ordinal(v) if isinstance(v, str) else v.toordinal() for v in active_dates})
+
+
 def streak_days(*, active_dates: Iterable[date | str], as_of: date) -> int:
     """Consecutive active days ending at the latest active date, if that is ``as_of`` or
     the day before; otherwise 0 (the streak is broken). Dates after ``as_of`` are ignored."""
-    return _streak(_day_numbers(active_dates, as_of), as_of)
+    days = _day_numbers(active_dates, as_of)
+    return _streak(days, as_of.toordinal(), len(days))
 
 
-def _streak(days: list[int], as_of: date) -> int:
-    if not days or days[-1] < as_of.toordinal() - 1:
+def _streak(days: Sequence[int], until: int, end: int) -> int:
+    """The run of consecutive days ending at ``days[end - 1]`` (the latest day up to
+    ``until``), if that is ``until`` or the day before; else 0."""
+    if not end or days[end - 1] < until - 1:
         return 0
-    run, index = 1, len(days) - 1
+    run, index = 1, end - 1
     while index > 0 and days[index - 1] == days[index] - 1:
         run += 1
         index -= 1
@@ -237,9 +246,28 @@ def activity_score(
     numerator over one integer denominator and floored by integer division: exact, and
     fast enough for a batch of tens of thousands of members.
     """
-    days = _day_numbers(active_dates, as_of)
-    streak = _streak(days, as_of)
-    rolling_active = len(days) - bisect_left(days, as_of.toordinal() - constants.rolling_days + 1)
+    return activity_from_days(
+        event_counts=event_counts,
+        days=_day_numbers(active_dates, as_of),
+        as_of=as_of,
+        constants=constants,
+    )
+
+
+def activity_from_days(
+    *,
+    event_counts: Mapping[str, int],
+    days: Sequence[int],
+    as_of: date,
+    constants: ScoringConstants = DEFAULT_CONSTANTS,
+) -> ActivityBreakdown:
+    """``activity_score`` from the active dates as sorted distinct day numbers
+    (``day_numbers``; days after ``as_of`` may be included, they are ignored): the score
+    batch reads them ready-made, with no date to parse per member."""
+    until = as_of.toordinal()
+    end = bisect_right(days, until)
+    streak = _streak(days, until, end)
+    rolling_active = end - bisect_left(days, until - constants.rolling_days + 1, 0, end)
     return activity_from_inputs(
         event_counts=event_counts,
         streak_days=streak,

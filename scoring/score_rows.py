@@ -14,7 +14,7 @@ from datetime import date, datetime
 
 from django.db import connection
 
-from scoring.formula import ScoringConstants, activity_score
+from scoring.formula import ScoringConstants, activity_from_days, day_numbers
 from scoring.models import MemberMetrics, UserScore
 from scoring.rules import rules_in_force
 from scoring.tiers import tiers_all
@@ -106,14 +106,16 @@ def scores_lock(member_ids: list[int]) -> dict[int, tuple[tuple, str]]:
     }
 
 
-# The metrics a score reads: (event counts, their JSON text, active dates, award points).
-Metrics = tuple[dict, str, list, int]
+# The metrics a score reads: (event counts, their JSON text, the active dates as sorted
+# distinct day numbers, award points).
+Metrics = tuple[dict, str, list[int], int]
 _NO_METRICS: Metrics = ({}, "{}", [], 0)
 
 
 def metrics_read(member_ids: list[int]) -> dict[int, Metrics]:
-    """member id → ``Metrics`` of those with a metrics row: one plain query, each JSON
-    column decoded once (no model instances, no per-field converters)."""
+    """member id → ``Metrics`` of those with a metrics row: one plain query, the counts'
+    JSON decoded once and the active dates read straight from their JSON text into day
+    numbers (``days_from_json``); no model instances, no per-field converters."""
     if not member_ids:
         return {}
     quote = connection.ops.quote_name
@@ -126,20 +128,45 @@ def metrics_read(member_ids: list[int]) -> dict[int, Metrics]:
             params,
         )
         return {
-            member_id: (loads(counts), counts, loads(dates), points)
+            member_id: (loads(counts), counts, days_from_json(dates), points)
             for member_id, counts, dates, points in cursor.fetchall()
         }
+
+
+# ISO date → day number, shared by every batch: the same few hundred dates recur.
+_ORDINALS: dict[str, int] = {}
+
+
+def days_from_json(text: str) -> list[int]:
+    """A stored ``active_dates`` JSON text as sorted distinct day numbers (``day_numbers``).
+
+    Both databases write a list of ISO dates as ``["2026-11-24", "2026-11-25"]``; that text
+    is split as it is, with no JSON decoding and each date parsed once per process. Any
+    other text (another spacing, escapes, not a date) goes through ``json.loads`` and
+    ``day_numbers``, which accept or reject exactly what the formula does.
+    """
+    if text == "[]":
+        return []
+    if text[:2] == '["' and text[-2:] == '"]':
+        ordinals = _ORDINALS
+        try:
+            days = {
+                ordinals.get(d) or ordinals.setdefault(d, date.fromisoformat(d).toordinal())
+                for d in text[2:-2].split('", "')
+            }
+        except ValueError:
+            pass
+        else:
+            return sorted(days)
+    return day_numbers(json.loads(text))
 
 
 def score_values(username: str, metrics: Metrics | None, *, as_of: date, rules: Rules) -> tuple:
     """The score row's values (``SCORE_VALUES`` order) computed from ``metrics``; the
     inputs (``breakdown``) as a dict, as they read back once stored."""
-    event_counts, _, active_dates, award_points = metrics or _NO_METRICS
-    breakdown = activity_score(
-        event_counts=event_counts,
-        active_dates=active_dates,
-        as_of=as_of,
-        constants=rules.constants,
+    event_counts, _, days, award_points = metrics or _NO_METRICS
+    breakdown = activity_from_days(
+        event_counts=event_counts, days=days, as_of=as_of, constants=rules.constants
     )
     total = breakdown.activity + award_points
     # The formula's date-free inputs: with the version (and any overrides) they reproduce
@@ -154,7 +181,7 @@ def score_values(username: str, metrics: Metrics | None, *, as_of: date, rules: 
         total,
         rules.tier(total),
         breakdown.streak_days,
-        len(set(active_dates)),
+        len(days),
         rules.version,
         as_of,
         inputs,
