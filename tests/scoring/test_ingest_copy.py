@@ -140,7 +140,9 @@ def test_the_copy_stores_exactly_what_the_insert_stored(client, ingest_key, sett
     assert copied[13]["properties"]["sandbox"] == {"nested": [1.5, 1000, 0, None, True]}
     assert copied[18]["timestamp"] == "arrival"
     assert copied[18]["properties"]["n"] == 12345678901234567890
-    assert {row["status"] for row in copied} == {"pending"}
+    # Both paths queue every stored event for the consumer (the table's trigger).
+    assert TelemetryEvent.objects.filter(insert_id__startswith="c-").pending().count() == 19
+    assert TelemetryEvent.objects.filter(insert_id__startswith="i-").pending().count() == 19
     assert {row["cli_version"] for row in copied} != {""}
     # The consumer claims in id order: the COPY keeps the request's order.
     assert [row["insert_id"] for row in copied] == [row["insert_id"] for row in inserted]
@@ -210,8 +212,8 @@ def _steal(monkeypatch, *, insert_id: str, timestamp: datetime, member_id: int, 
     def texts(*args, **kwargs):
         sql = (
             "INSERT INTO scoring_telemetryevent (insert_id, event, distinct_id, timestamp, "
-            "received_at, properties, status, error, member_id) "
-            "VALUES (%s, 'cli_invocation', 'other-writer', %s, now(), '{}', 'pending', '', %s)"
+            "received_at, properties, error, member_id) "
+            "VALUES (%s, 'cli_invocation', 'other-writer', %s, now(), '{}', '', %s)"
         )
         if other:
             writer = connections.create_connection("default")
