@@ -52,27 +52,17 @@ def queue_claim(
         )
         if rows:
             model._default_manager.filter(id__in_ids=IdArray(row[0] for row in rows)).update(**mark)
-        width = len(fields)
-        result = []
-        for row in rows:
-            values = iter(row[width:])
-            result.append((*row[:width], *(next(values) if n else None for _, n in extra)))
-        return result
+        return _with_extras(rows, len(fields), extra)
     opts = model._meta
     quote = connection.ops.quote_name
     table = quote(opts.db_table)
     assignments = ", ".join(f"{quote(_column_of(model, f))} = %s" for f in mark)
-    returning = ", ".join(quote(_column_of(model, f)) for f in fields)
-    for expression, _ in extra:
-        returning += f", {expression}"
+    returning = _returning(model, fields, extra)
     claimed_columns, in_range = "id", ""
     if range_field is not None:
         bound = quote(_column_of(model, range_field))
         claimed_columns = f"id, {bound}"
-        in_range = (
-            f" AND {bound} BETWEEN (SELECT min({bound}) FROM claimed) "  # noqa: S608 - quoted column names
-            f"AND (SELECT max({bound}) FROM claimed)"
-        )
+        in_range = _in_range(bound, bound, "claimed")
     with connection.cursor() as cursor:
         cursor.execute(
             # Identifiers from model metadata; every value is a parameter.
@@ -86,6 +76,33 @@ def queue_claim(
         rows = cursor.fetchall()
     rows.sort(key=lambda row: row[0])
     return _json_decoded(model, rows, len(fields), extra)
+
+
+def _with_extras(rows: Any, width: int, extra: Sequence[tuple[str, str | None]]) -> list[tuple]:
+    """Rows of ``fields`` followed by the named ``extra`` values, as tuples with None where
+    an ``extra`` pair names no field (the database-neutral path)."""
+    result = []
+    for row in rows:
+        values = iter(row[width:])
+        result.append((*row[:width], *(next(values) if n else None for _, n in extra)))
+    return result
+
+
+def _returning(
+    model: type[models.Model], fields: Sequence[str], extra: Sequence[tuple[str, str | None]]
+) -> str:
+    """The quoted columns of ``fields`` followed by each ``extra`` SQL expression."""
+    quote = connection.ops.quote_name
+    return ", ".join([*(quote(_column_of(model, f)) for f in fields), *(expr for expr, _ in extra)])
+
+
+def _in_range(bound: str, source_bound: str, cte: str) -> str:
+    """``AND bound BETWEEN`` the smallest and largest ``source_bound`` of the CTE ``cte``:
+    lets PostgreSQL prune to the partitions holding the claimed rows."""
+    return (
+        f" AND {bound} BETWEEN (SELECT min({source_bound}) FROM {cte}) "  # noqa: S608 - quoted column names
+        f"AND (SELECT max({source_bound}) FROM {cte})"
+    )
 
 
 def _json_decoded(
@@ -148,26 +165,16 @@ def queue_take(
         queue._default_manager.filter(**{f"{key.attname}__in": ids}).delete()
         named = [name for _, name in extra if name]
         rows = target._default_manager.filter(id__in_ids=IdArray(ids)).order_by("id")
-        width = len(fields)
-        result = []
-        for row in rows.values_list(*fields, *named):
-            values = iter(row[width:])
-            result.append((*row[:width], *(next(values) if n else None for _, n in extra)))
-        return result
+        return _with_extras(rows.values_list(*fields, *named), len(fields), extra)
     quote = connection.ops.quote_name
     queue_table, target_table = quote(queue._meta.db_table), quote(target._meta.db_table)
     key_column = quote(key.column)
-    returning = ", ".join(quote(_column_of(target, f)) for f in fields)
-    for expression, _ in extra:
-        returning += f", {expression}"
+    returning = _returning(target, fields, extra)
     taken_columns, in_range = key_column, ""
     if range_field is not None:
         bound, taken_bound = (quote(_column_of(m, range_field)) for m in (target, queue))
         taken_columns = f"{key_column}, {taken_bound}"
-        in_range = (
-            f" AND {bound} BETWEEN (SELECT min({taken_bound}) FROM taken) "  # noqa: S608 - quoted column names
-            f"AND (SELECT max({taken_bound}) FROM taken)"
-        )
+        in_range = _in_range(bound, taken_bound, "taken")
     with connection.cursor() as cursor:
         cursor.execute(
             # Identifiers from model metadata; every value is a parameter.
